@@ -1,0 +1,78 @@
+package main
+
+import (
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jobsd/jobsd/internal/server"
+	"github.com/jobsd/jobsd/jobs"
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run River workers, the outbox relay and the HTTP endpoints until SIGINT/SIGTERM",
+		Description: "HTTP: POST /signup, GET /healthz, GET /readyz. On SIGINT/SIGTERM it stops taking work,\n" +
+			"gives running jobs --shutdown-timeout to finish, and exits 0.\n\n" +
+			"Examples:\n   jobsd serve\n   jobsd serve --fail-rate 0.3 --fail-service food --http-addr 127.0.0.1:8081",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"JOBSD_HTTP_ADDR"}, Value: server.HTTPAddrDefault,
+				Usage: "HTTP listen address; - disables HTTP"},
+			&cli.IntFlag{Name: "workers", EnvVars: []string{"JOBSD_WORKERS"}, Value: server.WorkersDefault,
+				Usage: "jobs worked at once by this process"},
+			maxAttemptsFlag(),
+			&cli.DurationFlag{Name: "job-timeout", EnvVars: []string{"JOBSD_JOB_TIMEOUT"},
+				Usage: "time limit of one job attempt (default River's 1m, or --rescue-after if shorter)"},
+			&cli.DurationFlag{Name: "rescue-after", EnvVars: []string{"JOBSD_RESCUE_AFTER"},
+				Usage: "a job running this long is presumed orphaned by a dead worker and retried (default River's 1h)"},
+			&cli.DurationFlag{Name: "shutdown-timeout", EnvVars: []string{"JOBSD_SHUTDOWN_TIMEOUT"}, Value: server.ShutdownTimeoutDefault,
+				Usage: "on SIGTERM, how long running jobs get to finish before they are cancelled"},
+			&cli.BoolFlag{Name: "poll-only", EnvVars: []string{"JOBSD_POLL_ONLY"},
+				Usage: "poll instead of LISTEN/NOTIFY (for PgBouncer in transaction mode)"},
+			&cli.BoolFlag{Name: "no-relay", EnvVars: []string{"JOBSD_NO_RELAY"},
+				Usage: "do not run the outbox relay in this process"},
+			&cli.Float64Flag{Name: "fail-rate", EnvVars: []string{"JOBSD_FAIL_RATE"},
+				Usage: "fault injection: probability (0-1) that a profile call fails"},
+			&cli.StringFlag{Name: "fail-service", EnvVars: []string{"JOBSD_FAIL_SERVICE"},
+				Usage: "fault injection: a service whose profile calls always fail"},
+			&cli.DurationFlag{Name: "work-delay", EnvVars: []string{"JOBSD_WORK_DELAY"},
+				Usage: "fault injection: latency of each profile call"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := server.Config{
+				HTTPAddr:        c.String("http-addr"),
+				Workers:         c.Int("workers"),
+				MaxAttempts:     c.Int("max-attempts"),
+				JobTimeout:      c.Duration("job-timeout"),
+				RescueAfter:     c.Duration("rescue-after"),
+				ShutdownTimeout: c.Duration("shutdown-timeout"),
+				PollOnly:        c.Bool("poll-only"),
+				Jobs: jobs.Config{Faults: jobs.Faults{
+					FailRate:    c.Float64("fail-rate"),
+					FailService: c.String("fail-service"),
+					Delay:       c.Duration("work-delay"),
+				}},
+			}
+			if c.Int("workers") < 1 || c.Int("max-attempts") < 1 {
+				return usagef("--workers and --max-attempts must be at least 1")
+			}
+			if err := cfg.Jobs.Faults.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			pool, err := openPool(c)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			srv, err := server.New(pool, cfg)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return srv.Run(ctx)
+		},
+	}
+}

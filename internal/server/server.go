@@ -1,0 +1,186 @@
+// Package server runs what `jobsd serve` runs: River workers for the critical
+// jobs, the outbox relay, and the HTTP endpoints (signup, health, readiness).
+// The CLI and the demo both start it; it never reads flags or the environment.
+//
+// It may import every jobsd package except the CLI.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/jobsd/jobsd/jobs"
+	"github.com/jobsd/jobsd/signup"
+)
+
+// Defaults of Config.
+const (
+	HTTPAddrDefault        = "127.0.0.1:8080"
+	WorkersDefault         = 10
+	ShutdownTimeoutDefault = 30 * time.Second
+)
+
+// Config configures a Server. Zero fields take the documented defaults.
+type Config struct {
+	// HTTPAddr is where the HTTP endpoints listen. Default HTTPAddrDefault.
+	// "-" disables HTTP.
+	HTTPAddr string
+
+	// Workers is how many jobs run at once in this process. Default WorkersDefault.
+	Workers int
+
+	// MaxAttempts is how often a job inserted by this process (POST /signup) is
+	// tried before it is discarded. Default River's 25.
+	MaxAttempts int
+
+	// JobTimeout bounds one attempt of a job. Default River's (1 minute).
+	JobTimeout time.Duration
+
+	// RescueAfter is how long a job may stay running before River's rescuer
+	// considers its worker dead and makes it retryable. Default River's (1 hour);
+	// it must not be shorter than JobTimeout.
+	RescueAfter time.Duration
+
+	// PollOnly makes River poll instead of using LISTEN/NOTIFY (for PgBouncer
+	// in transaction mode). Default false.
+	PollOnly bool
+
+	// ShutdownTimeout is how long a stop waits for running jobs before
+	// cancelling them. Default ShutdownTimeoutDefault.
+	ShutdownTimeout time.Duration
+
+	// Jobs configures the workers (fault injection).
+	Jobs jobs.Config
+
+	// Logger receives the logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = HTTPAddrDefault
+	}
+	if c.Workers == 0 {
+		c.Workers = WorkersDefault
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = ShutdownTimeoutDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Workers < 1:
+		return fmt.Errorf("workers must be at least 1, got %d", c.Workers)
+	case c.MaxAttempts < 0:
+		return fmt.Errorf("max attempts must be at least 1, got %d", c.MaxAttempts)
+	case c.RescueAfter < 0 || c.JobTimeout < 0:
+		return errors.New("rescue-after and job-timeout must not be negative")
+	case c.RescueAfter > 0 && c.JobTimeout > c.RescueAfter:
+		return fmt.Errorf("rescue-after (%v) must not be shorter than job-timeout (%v)", c.RescueAfter, c.JobTimeout)
+	}
+	return c.Jobs.Faults.Validate()
+}
+
+// Server is a running jobsd process.
+type Server struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	river  *river.Client[pgx.Tx]
+	signup *signup.Service
+}
+
+// New builds a Server on pool. It starts nothing; Run does.
+func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	jobTimeout := cfg.JobTimeout
+	if cfg.RescueAfter > 0 && jobTimeout == 0 && cfg.RescueAfter < river.JobTimeoutDefault {
+		jobTimeout = cfg.RescueAfter // keep River's rule rescue-after >= job timeout
+	}
+	workers := river.NewWorkers()
+	jobs.AddWorkers(workers, pool, cfg.Jobs)
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		JobTimeout:           jobTimeout,
+		Logger:               cfg.Logger,
+		MaxAttempts:          cfg.MaxAttempts,
+		PollOnly:             cfg.PollOnly,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		RescueStuckJobsAfter: cfg.RescueAfter,
+		Workers:              workers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	return &Server{
+		cfg:    cfg,
+		pool:   pool,
+		river:  client,
+		signup: &signup.Service{Pool: pool, River: client},
+	}, nil
+}
+
+// River returns the server's River client.
+func (s *Server) River() *river.Client[pgx.Tx] { return s.river }
+
+// Run starts the workers and the HTTP server and blocks until ctx is done,
+// then drains: HTTP stops taking requests, running jobs get ShutdownTimeout to
+// finish and are cancelled after that. It returns nil after a clean drain.
+func (s *Server) Run(ctx context.Context) error {
+	log := s.cfg.Logger
+	var httpSrv *http.Server
+	httpErr := make(chan error, 1)
+	if s.cfg.HTTPAddr != "-" {
+		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w (is another jobsd serve running? use --http-addr)", s.cfg.HTTPAddr, err)
+		}
+		httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { httpErr <- httpSrv.Serve(ln) }()
+		log.Info("http listening", "addr", ln.Addr().String())
+	}
+
+	if err := s.river.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	log.Info("workers started", "workers", s.cfg.Workers)
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		log.Error("http server failed", "err", err)
+	}
+	log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if httpSrv != nil {
+		_ = httpSrv.Shutdown(stopCtx)
+	}
+	if err := s.river.Stop(stopCtx); err != nil {
+		log.Warn("jobs did not finish in time; cancelling them (River retries them later)", "err", err)
+		hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer hardCancel()
+		if err := s.river.StopAndCancel(hardCtx); err != nil {
+			return fmt.Errorf("stop workers: %w", err)
+		}
+	}
+	log.Info("stopped")
+	return nil
+}

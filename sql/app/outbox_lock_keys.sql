@@ -1,0 +1,5 @@
+-- Serialises writers of the same key until they commit, so that within one key
+-- ids are assigned in commit order. Keys are locked in sorted order to avoid
+-- deadlocks between two writers of several keys.
+SELECT count(pg_advisory_xact_lock(hashtextextended('jobsd.outbox:' || k, 0)))
+FROM (SELECT DISTINCT k FROM unnest($1::text[]) AS k ORDER BY k) AS keys;
