@@ -86,6 +86,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			migrateCommand(),
 			serveCommand(),
 			signupCommand(),
+			consumeCommand(),
 		},
 	}
 	app.OnUsageError = onUsageError

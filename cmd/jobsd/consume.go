@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/jobsd/jobsd/consumer"
+)
+
+const progressIntervalDefault = 5 * time.Second
+
+func consumeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "consume",
+		Usage:     "run an analytics consumer on queue Q until SIGINT/SIGTERM",
+		UsageText: "jobsd consume --queue Q [--exchange X] [--prefetch N] [--batch-size N] [--concurrency N]",
+		Description: "Declares the durable fanout exchange, a durable quorum queue Q bound to it and the\n" +
+			"dead-letter exchange Q.dlx with queue Q.dead. Each batch of messages is recorded in\n" +
+			"consumer_inbox and counted in analytics_counts in one transaction, then acked: a\n" +
+			"redelivered message has no effect. Malformed messages go to Q.dead. Consumers on the\n" +
+			"same queue share the work; consumers on different queues each get every event.\n\n" +
+			"It exits 1 at once when the database or the broker is unreachable at start; once\n" +
+			"running it reconnects to a lost broker with backoff. SIGINT/SIGTERM finishes the\n" +
+			"messages in hand and exits 0.\n\n" +
+			"Examples:\n   jobsd consume --queue analytics.counts\n   JOBSD_QUEUE=analytics.counts jobsd consume --prefetch 500",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_QUEUE"},
+				Usage: "the consumer group's queue (required)"},
+			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_EXCHANGE"}, Value: consumer.ExchangeDefault,
+				Usage: "the relay's fanout exchange"},
+			&cli.IntFlag{Name: "prefetch", EnvVars: []string{"JOBSD_PREFETCH"}, Value: consumer.PrefetchDefault,
+				Usage: "unacked messages the broker may send to each channel"},
+			&cli.IntFlag{Name: "batch-size", EnvVars: []string{"JOBSD_BATCH_SIZE"},
+				Usage: "most messages per database transaction (default min(100, prefetch))"},
+			&cli.IntFlag{Name: "concurrency", EnvVars: []string{"JOBSD_CONCURRENCY"}, Value: consumer.ConcurrencyDefault,
+				Usage: "channels, each with its own consumer and worker"},
+			&cli.DurationFlag{Name: "retry-backoff", EnvVars: []string{"JOBSD_RETRY_BACKOFF"}, Value: consumer.RetryBackoffDefault,
+				Usage: "first wait before requeueing a failed batch or redialling the broker (doubles, capped at 30s)"},
+			&cli.DurationFlag{Name: "progress-interval", EnvVars: []string{"JOBSD_PROGRESS_INTERVAL"}, Value: progressIntervalDefault,
+				Usage: "how often to log progress when something changed; 0 disables"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.String("queue") == "" {
+				return usagef("missing --queue (see 'jobsd consume --help')")
+			}
+			switch {
+			case c.Int("prefetch") < 1:
+				return usagef("--prefetch must be at least 1")
+			case c.Int("batch-size") < 0, c.IsSet("batch-size") && c.Int("batch-size") == 0:
+				return usagef("--batch-size must be at least 1")
+			case c.Int("concurrency") < 1:
+				return usagef("--concurrency must be at least 1")
+			case c.Duration("retry-backoff") <= 0:
+				return usagef("--retry-backoff must be positive")
+			case c.Duration("progress-interval") < 0:
+				return usagef("--progress-interval must not be negative")
+			}
+			cfg := consumer.Config{
+				Queue:        c.String("queue"),
+				Exchange:     c.String("exchange"),
+				Prefetch:     c.Int("prefetch"),
+				BatchSize:    c.Int("batch-size"),
+				Concurrency:  c.Int("concurrency"),
+				RetryBackoff: c.Duration("retry-backoff"),
+				Logger:       slog.Default(),
+			}
+			pool, err := openPool(c)
+			if err != nil {
+				return err
+			}
+			defer pool.Close()
+			cons, err := consumer.New(pool, c.String("amqp-url"), cfg)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			var wg sync.WaitGroup
+			progressCtx, stopProgress := context.WithCancel(ctx)
+			wg.Go(func() { logProgress(progressCtx, cons, cfg.Queue, c.Duration("progress-interval")) })
+			err = cons.Run(ctx)
+			stopProgress()
+			wg.Wait()
+			if err != nil {
+				return err
+			}
+			s := cons.Stats()
+			slog.Info("consumer totals", "queue", cfg.Queue, "processed", s.Processed, "duplicates", s.Duplicates,
+				"rejected", s.Rejected, "requeued", s.Requeued)
+			return nil
+		},
+	}
+}
+
+// logProgress logs the consumer's counts every interval when they changed, so
+// that someone watching several consumers sees them share the work.
+func logProgress(ctx context.Context, cons *consumer.Consumer, queue string, interval time.Duration) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var last consumer.Stats
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := cons.Stats()
+		if s == last {
+			continue
+		}
+		rate := float64(s.Processed+s.Duplicates-last.Processed-last.Duplicates) / interval.Seconds()
+		slog.Info("consumer progress", "queue", queue, "processed", s.Processed, "duplicates", s.Duplicates,
+			"rejected", s.Rejected, "requeued", s.Requeued, "per_second", int64(rate))
+		last = s
+	}
+}

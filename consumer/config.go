@@ -1,0 +1,159 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Config.
+const (
+	// ExchangeDefault is the relay's exchange.
+	ExchangeDefault = "analytics"
+
+	// PrefetchDefault is how many unacked messages the broker may push to each
+	// of the consumer's channels. See BenchmarkConsumer for the measurement
+	// behind it: lower values starve the batches, higher ones gain nothing and
+	// hold more messages hostage when a consumer dies.
+	PrefetchDefault = 200
+
+	// BatchSizeDefault is the largest number of deliveries handled in one
+	// database transaction.
+	BatchSizeDefault = 100
+
+	// ConcurrencyDefault is the number of channels, each with its own AMQP
+	// consumer and worker, that one Consumer runs.
+	ConcurrencyDefault = 2
+
+	// RetryBackoffDefault and RetryBackoffMaxDefault bound the wait before a
+	// failed batch is requeued and before a lost broker connection is redialled.
+	RetryBackoffDefault    = 500 * time.Millisecond
+	RetryBackoffMaxDefault = 30 * time.Second
+
+	// TxTimeoutDefault bounds one batch's database transaction.
+	TxTimeoutDefault = 30 * time.Second
+)
+
+// Config configures a Consumer. Zero fields take the documented defaults; New
+// works on a copy and never changes the caller's Config.
+type Config struct {
+	// Queue is the consumer group: the durable quorum queue this consumer
+	// declares, binds to Exchange and consumes. Consumers with the same Queue
+	// share its messages; consumers with different queues each get every
+	// message. "<Queue>.dlx" (a fanout exchange) and "<Queue>.dead" (a quorum
+	// queue) receive the rejected messages. Required.
+	Queue string
+
+	// Exchange is the durable fanout exchange the relay publishes to. Default
+	// ExchangeDefault.
+	Exchange string
+
+	// Prefetch is the AMQP QoS prefetch count of each channel: how many
+	// messages the broker may send before they are acked. With Concurrency
+	// channels, up to Prefetch*Concurrency messages are in flight. Default
+	// PrefetchDefault.
+	Prefetch int
+
+	// BatchSize is the largest number of deliveries handled in one database
+	// transaction and acked with one multiple-ack. A batch never waits to fill
+	// up: it takes what the broker already sent, so latency at low load stays
+	// one transaction. Must not exceed Prefetch. Default BatchSizeDefault;
+	// 1 handles each message in its own transaction.
+	BatchSize int
+
+	// Concurrency is the number of channels this Consumer opens, each with its
+	// own AMQP consumer and a worker that handles its deliveries in order, so
+	// that one batch's transaction overlaps the next batch's delivery. Default
+	// ConcurrencyDefault.
+	Concurrency int
+
+	// RetryBackoff is the first wait after a failed batch (database down,
+	// handler error) before it is nacked with requeue, and before redialling a
+	// lost broker connection. It doubles on each consecutive failure up to
+	// RetryBackoffMax, with up to 20% jitter. Default RetryBackoffDefault.
+	RetryBackoff time.Duration
+
+	// RetryBackoffMax caps RetryBackoff's doubling. Default RetryBackoffMaxDefault.
+	RetryBackoffMax time.Duration
+
+	// TxTimeout bounds one batch's database transaction, including the
+	// Handler. The transaction is not cancelled by Run's context: a stop lets
+	// in-flight batches finish within TxTimeout. Default TxTimeoutDefault.
+	TxTimeout time.Duration
+
+	// Handler applies the effect of new messages inside the batch's
+	// transaction. Default AnalyticsHandler.
+	Handler Handler
+
+	// Logger receives the logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// Registerer, if set, gets the counter
+	// jobsd_consumer_messages_total{queue, result}, result being processed,
+	// duplicate, rejected or requeued. Several Consumers may share one
+	// Registerer. Default nil: no metrics (Stats still counts).
+	Registerer prometheus.Registerer
+}
+
+// WithDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Exchange == "" {
+		c.Exchange = ExchangeDefault
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = PrefetchDefault
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = min(BatchSizeDefault, c.Prefetch)
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = ConcurrencyDefault
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = RetryBackoffDefault
+	}
+	if c.RetryBackoffMax == 0 {
+		c.RetryBackoffMax = max(RetryBackoffMaxDefault, c.RetryBackoff)
+	}
+	if c.TxTimeout == 0 {
+		c.TxTimeout = TxTimeoutDefault
+	}
+	if c.Handler == nil {
+		c.Handler = AnalyticsHandler
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// maxQueueNameBytes leaves room for the ".dead" suffix within AMQP's 255 bytes.
+const maxQueueNameBytes = 250
+
+func (c Config) validate() error {
+	switch {
+	case c.Queue == "":
+		return errors.New("consumer: Queue is required (the consumer group's queue name, e.g. \"analytics.counts\")")
+	case len(c.Queue) > maxQueueNameBytes:
+		return fmt.Errorf("consumer: Queue is %d bytes long, at most %d are allowed", len(c.Queue), maxQueueNameBytes)
+	case strings.HasPrefix(c.Queue, "amq."):
+		return fmt.Errorf("consumer: Queue %q starts with \"amq.\", which RabbitMQ reserves", c.Queue)
+	case strings.HasPrefix(c.Exchange, "amq."):
+		return fmt.Errorf("consumer: Exchange %q starts with \"amq.\", which RabbitMQ reserves", c.Exchange)
+	case c.Prefetch < 1 || c.Prefetch > 65535:
+		return fmt.Errorf("consumer: Prefetch must be between 1 and 65535, got %d", c.Prefetch)
+	case c.BatchSize < 1 || c.BatchSize > c.Prefetch:
+		return fmt.Errorf("consumer: BatchSize must be between 1 and Prefetch (%d), got %d", c.Prefetch, c.BatchSize)
+	case c.Concurrency < 1:
+		return fmt.Errorf("consumer: Concurrency must be at least 1, got %d", c.Concurrency)
+	case c.RetryBackoff < 0 || c.RetryBackoffMax < c.RetryBackoff:
+		return fmt.Errorf("consumer: RetryBackoff (%v) must not be negative nor exceed RetryBackoffMax (%v)", c.RetryBackoff, c.RetryBackoffMax)
+	case c.TxTimeout < 0:
+		return fmt.Errorf("consumer: TxTimeout must not be negative, got %v", c.TxTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/jobsd/jobsd/internal/database"
+	jsql "github.com/jobsd/jobsd/sql"
+)
+
+// Consumer consumes one queue and applies its messages' effects exactly once.
+// Build it with New, run it with Run.
+type Consumer struct {
+	cfg     Config
+	pool    *pgxpool.Pool
+	amqpURL string
+	log     *slog.Logger
+	stats   counters
+	// instance names this consumer in the broker's connection and consumer
+	// tags: host, pid and a sequence number.
+	instance string
+	running  atomic.Bool
+	ready    chan struct{}
+	readyOne sync.Once
+}
+
+// New checks cfg and returns a Consumer on pool and the broker at amqpURL. It
+// connects to nothing; Run does.
+func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Consumer, error) {
+	if pool == nil {
+		return nil, errors.New("consumer: nil pool (pass the pgxpool.Pool of the database that holds consumer_inbox)")
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if _, err := amqp.ParseURI(amqpURL); err != nil {
+		return nil, fmt.Errorf("consumer: invalid AMQP URL %s (expected amqp://user:password@host:port/vhost)", database.Redact(amqpURL))
+	}
+	c := &Consumer{
+		cfg:     cfg,
+		pool:    pool,
+		amqpURL: amqpURL,
+		log:     cfg.Logger.With("queue", cfg.Queue),
+		ready:   make(chan struct{}),
+	}
+	host, _ := os.Hostname()
+	c.instance = fmt.Sprintf("%s:%d:%d", host, os.Getpid(), instanceSeq.Add(1))
+	if err := c.stats.register(cfg.Registerer, cfg.Queue); err != nil {
+		return nil, fmt.Errorf("consumer: register metrics: %w", err)
+	}
+	return c, nil
+}
+
+var instanceSeq atomic.Uint64
+
+// Ready is closed once Run has declared the topology and its AMQP consumers
+// are registered: from then on, published messages reach the queue and are
+// consumed.
+func (c *Consumer) Ready() <-chan struct{} { return c.ready }
+
+var checkSchemaSQL = jsql.Statement("consumer_check_schema")
+
+// Run checks the database schema, connects to the broker, declares the
+// topology and consumes until ctx is done. Then it cancels its AMQP
+// consumers, finishes the deliveries it already received (their transactions
+// are not cancelled, see Config.TxTimeout), closes the connection and returns
+// nil.
+//
+// Run fails fast, with an error, when the database or the broker is
+// unreachable at start or the topology conflicts with what exists. Once
+// consuming, it survives: a lost broker connection is redialled with capped
+// exponential backoff (the broker redelivers what was not acked, the inbox
+// makes that harmless), and database errors requeue the batch after a backoff.
+// Run may be called once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("consumer: Run called twice")
+	}
+	if err := c.checkSchema(ctx); err != nil {
+		return err
+	}
+	conn, err := c.connect()
+	if err != nil {
+		return err
+	}
+	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange,
+		"prefetch", c.cfg.Prefetch, "batch_size", c.cfg.BatchSize, "concurrency", c.cfg.Concurrency)
+	for {
+		err := c.session(ctx, conn)
+		_ = conn.Close()
+		if ctx.Err() != nil {
+			c.log.Info("consumer stopped", "processed", c.stats.processed.Load())
+			return nil
+		}
+		c.log.Warn("lost the broker, reconnecting", "error", err)
+		if conn, err = c.reconnect(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.log.Info("reconnected to the broker")
+	}
+}
+
+func (c *Consumer) checkSchema(ctx context.Context) error {
+	checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := c.pool.Exec(checkCtx, checkSchemaSQL)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "42P01":
+		return errors.New("consumer: tables consumer_inbox/analytics_counts are missing (run `jobsd migrate`)")
+	case err != nil:
+		return fmt.Errorf("consumer: database: %w", err)
+	}
+	return nil
+}
+
+// connect dials the broker and declares the topology.
+func (c *Consumer) connect() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName("jobsd consume " + c.cfg.Queue + " " + c.instance)
+	conn, err := amqp.DialConfig(c.amqpURL, amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Dial:       amqp.DefaultDial(10 * time.Second),
+		Properties: props,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer: cannot reach RabbitMQ at %s: %v (is it running? check --amqp-url / AMQP_URL)",
+			database.Redact(c.amqpURL), err)
+	}
+	if err := declare(conn, c.cfg); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	return conn, nil
+}
+
+// reconnect dials until it succeeds, ctx is done or the topology conflicts.
+func (c *Consumer) reconnect(ctx context.Context) (*amqp.Connection, error) {
+	for attempt := 0; ; attempt++ {
+		if !sleep(ctx, c.backoff(attempt)) {
+			return nil, ctx.Err()
+		}
+		conn, err := c.connect()
+		if err == nil {
+			return conn, nil
+		}
+		if errors.Is(err, errTopology) {
+			return nil, err
+		}
+		c.log.Warn("broker still unreachable", "attempt", attempt+1, "error", err)
+	}
+}
+
+// session consumes on conn until ctx is done (it then drains and returns nil)
+// or the connection or one of its consumers is lost (it returns why).
+func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
+	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
+	sessCtx, cancelSess := context.WithCancel(ctx)
+	defer cancelSess()
+
+	type consumer struct {
+		ch  *amqp.Channel
+		tag string
+	}
+	var consumers []consumer
+	var wg sync.WaitGroup
+	workerDone := make(chan struct{}, c.cfg.Concurrency)
+	for i := range c.cfg.Concurrency {
+		ch, err := conn.Channel()
+		if err != nil {
+			return c.abort(conn, cancelSess, &wg, fmt.Errorf("open channel: %w", err))
+		}
+		if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
+			return c.abort(conn, cancelSess, &wg, fmt.Errorf("set prefetch: %w", err))
+		}
+		tag := fmt.Sprintf("jobsd-%s-%d", c.instance, i)
+		deliveries, err := ch.Consume(c.cfg.Queue, tag, false, false, false, false, nil)
+		if err != nil {
+			return c.abort(conn, cancelSess, &wg, fmt.Errorf("consume %s: %w", c.cfg.Queue, err))
+		}
+		consumers = append(consumers, consumer{ch, tag})
+		w := &worker{c: c, deliveries: deliveries}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(sessCtx)
+			workerDone <- struct{}{}
+		}()
+	}
+
+	c.readyOne.Do(func() { close(c.ready) })
+
+	select {
+	case <-ctx.Done():
+		// Stop the broker from sending more; each worker finishes what it
+		// already received, then its deliveries channel closes.
+		for _, cons := range consumers {
+			if err := cons.ch.Cancel(cons.tag, false); err != nil {
+				c.log.Debug("cancel consumer", "error", err)
+			}
+		}
+		wg.Wait()
+		return nil
+	case err := <-closed:
+		cancelSess()
+		wg.Wait()
+		if err == nil {
+			return errors.New("connection closed")
+		}
+		return err
+	case <-workerDone:
+		// A consumer ended while the connection lives: the broker cancelled
+		// it (queue deleted?) or closed its channel. Start over.
+		return c.abort(conn, cancelSess, &wg, errors.New("the broker cancelled the consumer (was the queue deleted?)"))
+	}
+}
+
+// abort closes conn, waits for the workers and returns err.
+func (c *Consumer) abort(conn *amqp.Connection, cancel context.CancelFunc, wg *sync.WaitGroup, err error) error {
+	cancel()
+	_ = conn.Close()
+	wg.Wait()
+	return err
+}
+
+// backoff is RetryBackoff doubled per attempt, capped at RetryBackoffMax,
+// minus up to 20% jitter.
+func (c *Consumer) backoff(attempt int) time.Duration {
+	d := c.cfg.RetryBackoff
+	for range min(attempt, 30) {
+		d *= 2
+		if d >= c.cfg.RetryBackoffMax {
+			d = c.cfg.RetryBackoffMax
+			break
+		}
+	}
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// sleep waits d or until ctx is done; it reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
