@@ -172,6 +172,12 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	sessCtx, cancelSess := context.WithCancel(ctx)
 	defer cancelSess()
+	// lost is closed when the connection or a consumer is lost: the workers
+	// then drop what they hold instead of handling it, because they could not
+	// ack it and the broker redelivers it anyway.
+	lost := make(chan struct{})
+	var loseOnce sync.Once
+	lose := func() { loseOnce.Do(func() { close(lost) }); cancelSess() }
 
 	type consumer struct {
 		ch  *amqp.Channel
@@ -183,18 +189,28 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	for i := range c.cfg.Concurrency {
 		ch, err := conn.Channel()
 		if err != nil {
-			return c.abort(conn, cancelSess, &wg, fmt.Errorf("open channel: %w", err))
+			return c.abort(conn, lose, &wg, fmt.Errorf("open channel: %w", err))
 		}
 		if err := ch.Qos(c.cfg.Prefetch, 0, false); err != nil {
-			return c.abort(conn, cancelSess, &wg, fmt.Errorf("set prefetch: %w", err))
+			return c.abort(conn, lose, &wg, fmt.Errorf("set prefetch: %w", err))
 		}
 		tag := fmt.Sprintf("jobsd-%s-%d", c.instance, i)
 		deliveries, err := ch.Consume(c.cfg.Queue, tag, false, false, false, false, nil)
 		if err != nil {
-			return c.abort(conn, cancelSess, &wg, fmt.Errorf("consume %s: %w", c.cfg.Queue, err))
+			return c.abort(conn, lose, &wg, fmt.Errorf("consume %s: %w", c.cfg.Queue, err))
 		}
 		consumers = append(consumers, consumer{ch, tag})
-		w := &worker{c: c, deliveries: deliveries}
+		// amqp091 hands deliveries over an unbuffered channel, one goroutine
+		// switch each; buffering them here lets a worker that comes back from
+		// a transaction take everything that arrived meanwhile as one batch.
+		buffered := make(chan amqp.Delivery, c.cfg.Prefetch)
+		wg.Go(func() {
+			defer close(buffered)
+			for d := range deliveries {
+				buffered <- d
+			}
+		})
+		w := &worker{c: c, deliveries: buffered, lost: lost}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -217,7 +233,7 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 		wg.Wait()
 		return nil
 	case err := <-closed:
-		cancelSess()
+		lose()
 		wg.Wait()
 		if err == nil {
 			return errors.New("connection closed")
@@ -226,13 +242,14 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	case <-workerDone:
 		// A consumer ended while the connection lives: the broker cancelled
 		// it (queue deleted?) or closed its channel. Start over.
-		return c.abort(conn, cancelSess, &wg, errors.New("the broker cancelled the consumer (was the queue deleted?)"))
+		return c.abort(conn, lose, &wg, errors.New("the broker cancelled the consumer (was the queue deleted?)"))
 	}
 }
 
-// abort closes conn, waits for the workers and returns err.
-func (c *Consumer) abort(conn *amqp.Connection, cancel context.CancelFunc, wg *sync.WaitGroup, err error) error {
-	cancel()
+// abort marks the session lost, closes conn, waits for the workers and
+// returns err.
+func (c *Consumer) abort(conn *amqp.Connection, lose func(), wg *sync.WaitGroup, err error) error {
+	lose()
 	_ = conn.Close()
 	wg.Wait()
 	return err

@@ -18,18 +18,23 @@ import (
 type worker struct {
 	c          *Consumer
 	deliveries <-chan amqp.Delivery
-	failures   int // consecutive failed batches, for the backoff
+	lost       <-chan struct{} // closed when the session's connection is lost
+	failures   int             // consecutive failed batches, for the backoff
 }
 
 // run handles deliveries until the channel closes (consumer cancelled or
 // connection lost). ctx is done on stop or when the session ends; it only
-// cuts backoffs short, never a transaction.
+// cuts backoffs short, never a transaction. On a stop the worker handles all
+// it received; once the connection is lost it drops them unhandled.
 func (w *worker) run(ctx context.Context) {
 	batch := make([]amqp.Delivery, 0, w.c.cfg.BatchSize)
 	for {
 		d, ok := <-w.deliveries
 		if !ok {
 			return
+		}
+		if w.isLost() {
+			continue // unackable now: the broker requeues it
 		}
 		batch = append(batch[:0], d)
 	fill: // take what the broker already sent, never wait for more
@@ -44,7 +49,19 @@ func (w *worker) run(ctx context.Context) {
 				break fill
 			}
 		}
+		if w.isLost() {
+			continue
+		}
 		w.handle(ctx, batch)
+	}
+}
+
+func (w *worker) isLost() bool {
+	select {
+	case <-w.lost:
+		return true
+	default:
+		return false
 	}
 }
 
