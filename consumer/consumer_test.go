@@ -120,8 +120,11 @@ func TestHandlerErrorRequeuesUntilItSucceeds(t *testing.T) {
 	var redelivered atomic.Bool
 	cfg := b.config()
 	cfg.Handler = func(ctx context.Context, tx pgx.Tx, batch []consumer.Delivery) error {
-		if calls.Add(1) <= 3 {
+		switch calls.Add(1) {
+		case 1, 3:
 			return errors.New("injected: downstream unavailable")
+		case 2:
+			panic("injected: a bug in the handler")
 		}
 		redelivered.Store(batch[0].Redelivered)
 		return consumer.AnalyticsHandler(ctx, tx, batch)
@@ -134,6 +137,7 @@ func TestHandlerErrorRequeuesUntilItSucceeds(t *testing.T) {
 	require.Equal(t, consumer.Stats{Processed: 1, Requeued: 3}, c.Stats())
 	require.EqualValues(t, 4, calls.Load())
 	require.True(t, redelivered.Load(), "the broker redelivered the nacked message")
+	require.True(t, b.logs.Contains("handler panicked: injected: a bug in the handler"))
 	n, inbox := totals(t, b.db.Pool, b.queue)
 	require.EqualValues(t, 1, n, "effects of failed attempts were rolled back")
 	require.EqualValues(t, 1, inbox)

@@ -25,7 +25,11 @@ import (
 // messages is retried one message per transaction.
 //
 // A Handler must not commit or roll back tx, and must be safe for concurrent
-// use: each of the Consumer's workers calls it.
+// use: each of the Consumer's workers calls it. Messages reach it in queue
+// order within one worker, but workers and competing consumers run batches in
+// parallel and requeued messages come back later: an effect that depends on
+// the order of messages must not rely on delivery order. A panic is treated
+// as an error that requeues the batch.
 type Handler func(ctx context.Context, tx pgx.Tx, batch []Delivery) error
 
 // Each adapts a function that handles one message to a Handler; it calls fn

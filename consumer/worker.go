@@ -178,10 +178,21 @@ func (c *Consumer) apply(ctx context.Context, msgs []Delivery) (int, error) {
 		if len(fresh) == 0 {
 			return nil
 		}
-		return c.cfg.Handler(txCtx, tx, fresh)
+		return callHandler(txCtx, c.cfg.Handler, tx, fresh)
 	})
 	if err != nil {
 		return 0, err
 	}
 	return len(fresh), nil
+}
+
+// callHandler runs h, turning a panic into an error: the transaction rolls
+// back and the batch is requeued, as for any other Handler error.
+func callHandler(ctx context.Context, h Handler, tx pgx.Tx, batch []Delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler panicked: %v", r)
+		}
+	}()
+	return h(ctx, tx, batch)
 }
