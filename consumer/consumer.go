@@ -67,7 +67,7 @@ var instanceSeq atomic.Uint64
 
 // Ready is closed once Run has declared the topology and its AMQP consumers
 // are registered: from then on, published messages reach the queue and are
-// consumed.
+// consumed. It never closes if Run fails before that.
 func (c *Consumer) Ready() <-chan struct{} { return c.ready }
 
 var checkSchemaSQL = jsql.Statement("consumer_check_schema")
