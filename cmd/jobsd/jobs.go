@@ -92,9 +92,9 @@ func jobsListCommand() *cli.Command {
 
 func jobsGetCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "get",
-		Usage:     "show one job: arguments, timestamps and the error of every attempt",
-		UsageText: "jobsd jobs get --id N [--json]",
+		Name:        "get",
+		Usage:       "show one job: arguments, timestamps and the error of every attempt",
+		UsageText:   "jobsd jobs get --id N [--json]",
 		Description: "Examples:\n   jobsd jobs get --id 42\n   jobsd jobs get --id 42 --json | jq '.errors[-1].error'",
 		Flags:       []cli.Flag{idFlag("the job's id (river_job.id)"), jsonFlag()},
 		Action: func(c *cli.Context) error {
