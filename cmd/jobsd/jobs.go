@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -198,7 +199,7 @@ func (v jobView) writeText(c *cli.Context) error {
 	fmt.Fprintf(tw, "scheduled\t%s\n", timestamp(&v.ScheduledAt))
 	attempted := timestamp(v.AttemptedAt)
 	if len(v.AttemptedBy) > 0 {
-		attempted += " by " + strings.Join(v.AttemptedBy, ", ")
+		attempted += " by " + strings.Join(slices.Compact(slices.Clone(v.AttemptedBy)), ", ")
 	}
 	fmt.Fprintf(tw, "attempted\t%s\n", attempted)
 	fmt.Fprintf(tw, "finalized\t%s\n", timestamp(v.FinalizedAt))
