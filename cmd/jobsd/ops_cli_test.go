@@ -362,3 +362,24 @@ func requireNoNull(t *testing.T, v any, where string) {
 		}
 	}
 }
+
+// TestOpsUnmigratedDatabase: a database without jobsd's tables gets a hint.
+func TestOpsUnmigratedDatabase(t *testing.T) {
+	t.Parallel()
+	db := newOpsDB(t)
+	db.exec(t, "DROP TABLE river_job CASCADE")
+	db.exec(t, "DROP TABLE outbox_event CASCADE")
+	for _, args := range [][]string{
+		{"jobs", "list"},
+		{"stats", "--json"},
+		{"outbox", "stats"},
+		{"outbox", "list", "--json"},
+		{"outbox", "replay", "--id", "1"},
+		{"retry", "--state", "discarded"},
+		{"retry", "--id", "1"},
+		{"jobs", "get", "--id", "1"},
+		{"cancel", "--id", "1"},
+	} {
+		db.fail(t, 1, "does not exist (is the database migrated? run `jobsd migrate`)", args...)
+	}
+}
