@@ -21,6 +21,18 @@ build: ## build bin/jobsd
 test: services ## bring services up, then run every test with -race
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+.PHONY: test/ui
+test/ui: services ## check River UI in headless Chromium (installs Debian's chromium if missing)
+	@command -v chromium >/dev/null || { sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@mkdir -p bin
+	JOBSD_TEST_UI=1 JOBSD_UI_SCREENSHOT=$${JOBSD_UI_SCREENSHOT:-$(CURDIR)/bin/riverui-jobs.png} \
+		$(GO) test -race -count=1 -run TestRiverUIInChromium -v ./cmd/jobsd
+
+.PHONY: test/queries
+test/queries: services ## run the operator queries (sql/queries) against fixtures and compare with testdata/queries/*.golden (UPDATE=1 rewrites them)
+	$(GO) test -count=1 -run 'TestQueries|TestUserStory' ./sql $(if $(UPDATE),-update)
+
 .PHONY: lint
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

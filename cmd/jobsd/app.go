@@ -36,11 +36,16 @@ func usagef(format string, args ...any) error {
 // code. Output goes to stdout, errors and logs to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	var notFound string
-	app.CommandNotFound = func(c *cli.Context, name string) { notFound = name }
+	var notFound, where string
+	app.CommandNotFound = func(c *cli.Context, name string) {
+		notFound, where = name, "jobsd"
+		if c.Command != nil && c.Command.HelpName != "" {
+			where = c.Command.HelpName
+		}
+	}
 	err := app.RunContext(ctx, args)
 	if notFound != "" && err == nil {
-		err = usagef("unknown command %q (see 'jobsd --help')", notFound)
+		err = usagef("unknown command %q (see '%s --help')", notFound, where)
 	}
 	if err == nil {
 		return exitOK
@@ -87,6 +92,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			serveCommand(),
 			signupCommand(),
 			consumeCommand(),
+			retryCommand(),
+			cancelCommand(),
+			jobsCommand(),
+			outboxCommand(),
+			statsCommand(),
 		},
 	}
 	app.OnUsageError = onUsageError

@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/internal/server"
 	"github.com/jobsd/jobsd/jobs"
 )
@@ -14,9 +15,14 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run River workers, the outbox relay and the HTTP endpoints until SIGINT/SIGTERM",
-		Description: "HTTP: POST /signup, GET /healthz, GET /readyz. On SIGINT/SIGTERM it stops taking work,\n" +
-			"gives running jobs --shutdown-timeout to finish, and exits 0.\n\n" +
-			"Examples:\n   jobsd serve\n   jobsd serve --fail-rate 0.3 --fail-service food --http-addr 127.0.0.1:8081",
+		Description: "HTTP: POST /signup, GET /healthz, GET /readyz, GET /metrics (Prometheus) and River UI\n" +
+			"under /riverui/. On SIGINT/SIGTERM it stops taking work, gives running jobs\n" +
+			"--shutdown-timeout to finish, and exits 0.\n\n" +
+			"River UI can cancel, retry and delete jobs: with --ui-user and --ui-password, /riverui/ and\n" +
+			"/metrics need HTTP basic auth (/signup, /healthz, /readyz stay open). serve refuses to listen\n" +
+			"on a non-loopback --http-addr without them. Prefer the environment for the password.\n\n" +
+			"Examples:\n   jobsd serve\n   jobsd serve --fail-rate 0.3 --fail-service food --http-addr 127.0.0.1:8081\n" +
+			"   JOBSD_UI_USER=ops JOBSD_UI_PASSWORD=... jobsd serve --http-addr 0.0.0.0:8080",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"JOBSD_HTTP_ADDR"}, Value: server.HTTPAddrDefault,
 				Usage: "HTTP listen address; - disables HTTP"},
@@ -39,6 +45,12 @@ func serveCommand() *cli.Command {
 				Usage: "fault injection: a service whose profile calls always fail"},
 			&cli.DurationFlag{Name: "work-delay", EnvVars: []string{"JOBSD_WORK_DELAY"},
 				Usage: "fault injection: latency of each profile call"},
+			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"JOBSD_UI_USER"},
+				Usage: "basic auth user for River UI and /metrics (required on a non-loopback --http-addr)"},
+			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"JOBSD_UI_PASSWORD"},
+				Usage: "basic auth password for River UI and /metrics (prefer the environment variable)"},
+			&cli.DurationFlag{Name: "metrics-interval", EnvVars: []string{"JOBSD_METRICS_INTERVAL"}, Value: metrics.IntervalDefault,
+				Usage: "how often the jobsd_jobs and jobsd_outbox_* gauges are recounted"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := server.Config{
@@ -49,16 +61,25 @@ func serveCommand() *cli.Command {
 				RescueAfter:     c.Duration("rescue-after"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
 				PollOnly:        c.Bool("poll-only"),
+				MetricsInterval: c.Duration("metrics-interval"),
+				UIUser:          c.String("ui-user"),
+				UIPassword:      c.String("ui-password"),
 				Jobs: jobs.Config{Faults: jobs.Faults{
 					FailRate:    c.Float64("fail-rate"),
 					FailService: c.String("fail-service"),
 					Delay:       c.Duration("work-delay"),
 				}},
 			}
+			if c.Duration("metrics-interval") <= 0 {
+				return usagef("--metrics-interval must be positive")
+			}
 			if c.Int("workers") < 1 || c.Int("max-attempts") < 1 {
 				return usagef("--workers and --max-attempts must be at least 1")
 			}
 			if err := cfg.Jobs.Faults.Validate(); err != nil {
+				return usagef("%v", err)
+			}
+			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}
 			pool, err := openPool(c)

@@ -19,6 +19,8 @@ const maxSignupBody = 64 << 10
 //	POST /signup   {"email","name"} -> 201 with the user id, job ids and event id
 //	GET  /healthz  200 while the process runs
 //	GET  /readyz   200 when the database answers, 503 otherwise
+//	GET  /metrics  Prometheus metrics (basic auth when UIUser is set)
+//	     /riverui/ River UI (basic auth when UIUser is set)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /signup", s.handleSignup)
@@ -26,6 +28,7 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	s.mountOps(mux)
 	return mux
 }
 

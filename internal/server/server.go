@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
@@ -64,6 +65,21 @@ type Config struct {
 
 	// Logger receives the logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// Registry holds the metrics served on GET /metrics. jobsd's own
+	// collectors (internal/metrics) register on it in New; the relay and the
+	// consumer register theirs on it too. Default: a new registry with the Go
+	// and process collectors (never the global one).
+	Registry *prometheus.Registry
+
+	// MetricsInterval is how often the jobsd_jobs and jobsd_outbox_* gauges are
+	// recounted. Default metrics.IntervalDefault; -1 disables the count.
+	MetricsInterval time.Duration
+
+	// UIUser and UIPassword, when set, protect River UI (/riverui/) and
+	// /metrics with HTTP basic auth. Set both or neither. They are required
+	// when HTTPAddr is not a loopback address. Default: unset (no auth).
+	UIUser, UIPassword string
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +95,9 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Registry == nil {
+		c.Registry = newRegistry()
+	}
 	return c
 }
 
@@ -93,6 +112,9 @@ func (c Config) validate() error {
 	case c.RescueAfter > 0 && c.JobTimeout > c.RescueAfter:
 		return fmt.Errorf("rescue-after (%v) must not be shorter than job-timeout (%v)", c.RescueAfter, c.JobTimeout)
 	}
+	if err := c.validateOps(); err != nil {
+		return err
+	}
 	return c.Jobs.Faults.Validate()
 }
 
@@ -102,6 +124,7 @@ type Server struct {
 	pool   *pgxpool.Pool
 	river  *river.Client[pgx.Tx]
 	signup *signup.Service
+	ops    ops // metrics and River UI (ops.go)
 }
 
 // New builds a Server on pool. It starts nothing; Run does.
@@ -128,12 +151,16 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
-	return &Server{
+	s := &Server{
 		cfg:    cfg,
 		pool:   pool,
 		river:  client,
 		signup: &signup.Service{Pool: pool, River: client},
-	}, nil
+	}
+	if err := s.initOps(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // River returns the server's River client.
@@ -144,6 +171,11 @@ func (s *Server) River() *river.Client[pgx.Tx] { return s.river }
 // finish and are cancelled after that. It returns nil after a clean drain.
 func (s *Server) Run(ctx context.Context) error {
 	log := s.cfg.Logger
+	opsCtx, stopOps := context.WithCancel(ctx)
+	defer stopOps()
+	if err := s.startOps(opsCtx); err != nil {
+		return err
+	}
 	var httpSrv *http.Server
 	httpErr := make(chan error, 1)
 	if s.cfg.HTTPAddr != "-" {
@@ -159,6 +191,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
+	s.observeJobs()
 	log.Info("workers started", "workers", s.cfg.Workers)
 
 	select {

@@ -1,0 +1,166 @@
+// Package metrics defines jobsd's Prometheus metrics and keeps them current:
+// gauges of jobs by state and queue and of the outbox's backlog, refreshed by
+// a periodic count (one cheap GROUP BY per interval), and job durations and
+// outcomes by kind, taken from River's event subscription.
+//
+// Everything registers on a caller-provided prometheus.Registerer, never on
+// the global registry, so that several servers (and tests) live side by side.
+// It may import pgx, River, client_golang and jobsd's sql package.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// IntervalDefault is how often the gauges are refreshed by default.
+const IntervalDefault = 5 * time.Second
+
+// Config configures Metrics.
+type Config struct {
+	// Pool is the database the counts are taken from. Required.
+	Pool *pgxpool.Pool
+
+	// Registerer receives the collectors. Required; use a dedicated
+	// prometheus.NewRegistry rather than the global one.
+	Registerer prometheus.Registerer
+
+	// Interval between two counts of river_job and outbox_event. Default
+	// IntervalDefault; -1 disables the periodic count (Refresh still works).
+	Interval time.Duration
+
+	// Logger receives count failures. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Interval == 0 {
+		c.Interval = IntervalDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.Pool == nil:
+		return errors.New("metrics: missing Pool")
+	case c.Registerer == nil:
+		return errors.New("metrics: missing Registerer (use prometheus.NewRegistry())")
+	case c.Interval < -1:
+		return fmt.Errorf("metrics: interval %v is negative (use -1 to disable the periodic count)", c.Interval)
+	}
+	return nil
+}
+
+// Metrics holds jobsd's collectors.
+type Metrics struct {
+	cfg Config
+
+	jobs          *prometheus.GaugeVec
+	outboxPending prometheus.Gauge
+	outboxOldest  prometheus.Gauge
+	outboxDead    prometheus.Gauge
+	refreshErrors prometheus.Counter
+
+	jobDuration  *prometheus.HistogramVec
+	jobCompleted *prometheus.CounterVec
+	jobFailed    *prometheus.CounterVec
+	jobDiscarded *prometheus.CounterVec
+	jobCancelled *prometheus.CounterVec
+
+	mu     sync.Mutex      // serialises Refresh
+	queues map[string]bool // queues seen so far; their absent states are reported as 0
+}
+
+// New creates the collectors and registers them on cfg.Registerer.
+func New(cfg Config) (*Metrics, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	m := &Metrics{
+		cfg: cfg,
+		jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "jobsd_jobs",
+			Help: "Jobs in river_job by state and queue, from the periodic count.",
+		}, []string{"state", "queue"}),
+		outboxPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobsd_outbox_pending",
+			Help: "Outbox events waiting to be published, from the periodic count.",
+		}),
+		outboxOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobsd_outbox_oldest_pending_age_seconds",
+			Help: "Age of the oldest pending outbox event (0 when none is pending): the relay's lag.",
+		}),
+		outboxDead: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobsd_outbox_dead",
+			Help: "Outbox events that exhausted their attempts (replay with `jobsd outbox replay`).",
+		}),
+		refreshErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "jobsd_metrics_refresh_errors_total",
+			Help: "Periodic counts that failed (the gauges keep their previous values).",
+		}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "jobsd_job_duration_seconds",
+			Help:    "Time jobs spent in their worker, by kind and outcome (completed, failed, cancelled).",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"kind", "outcome"}),
+		jobCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobsd_jobs_completed_total",
+			Help: "Job attempts that succeeded, by kind.",
+		}, []string{"kind"}),
+		jobFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobsd_jobs_failed_total",
+			Help: "Job attempts that returned an error or panicked, by kind (retried or discarded).",
+		}, []string{"kind"}),
+		jobDiscarded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobsd_jobs_discarded_total",
+			Help: "Jobs that failed their last attempt and were discarded, by kind.",
+		}, []string{"kind"}),
+		jobCancelled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jobsd_jobs_cancelled_total",
+			Help: "Jobs cancelled while or after running in this process, by kind.",
+		}, []string{"kind"}),
+		queues: map[string]bool{},
+	}
+	for _, c := range []prometheus.Collector{
+		m.jobs, m.outboxPending, m.outboxOldest, m.outboxDead, m.refreshErrors,
+		m.jobDuration, m.jobCompleted, m.jobFailed, m.jobDiscarded, m.jobCancelled,
+	} {
+		if err := cfg.Registerer.Register(c); err != nil {
+			return nil, fmt.Errorf("metrics: register: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Run refreshes the gauges at once and then every Interval until ctx is done.
+// A failed count is logged and counted; the next interval tries again.
+func (m *Metrics) Run(ctx context.Context) {
+	if m.cfg.Interval < 0 {
+		return
+	}
+	ticker := time.NewTicker(m.cfg.Interval)
+	defer ticker.Stop()
+	for {
+		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
+			m.refreshErrors.Inc()
+			m.cfg.Logger.Warn("metrics: count failed; gauges keep their previous values", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
