@@ -54,6 +54,9 @@ func Path(t testing.TB) string {
 	return binPath
 }
 
+// fastRaceExit stops a -race binary from sleeping a second at exit.
+const fastRaceExit = "GORACE=atexit_sleep_ms=0"
+
 // Result is a finished run.
 type Result struct {
 	Stdout, Stderr string
@@ -67,7 +70,7 @@ func Run(t testing.TB, env []string, args ...string) Result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, Path(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), fastRaceExit), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -96,7 +99,7 @@ type Process struct {
 func Start(t testing.TB, env []string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(Path(t), args...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(append(os.Environ(), fastRaceExit), env...)
 	p := &Process{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	if err := cmd.Start(); err != nil {
