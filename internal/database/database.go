@@ -103,7 +103,9 @@ func EnsureExists(ctx context.Context, databaseURL string) (bool, error) {
 	}
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created concurrently
+	// Created concurrently by another process: 42P04 when its CREATE had
+	// committed, 23505 (on pg_database's name index) when both ran at once.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
 		return false, nil
 	}
 	if err != nil {
