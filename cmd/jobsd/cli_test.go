@@ -309,7 +309,11 @@ func TestDatabaseDown(t *testing.T) {
 		{"signup", "--email", "ada@example.com"},
 		{"serve", "--http-addr", "-"},
 	}
-	urls := map[string]string{"password in userinfo": downURL, "password in query": downURLPassword}
+	urls := map[string]string{
+		"password in userinfo": downURL,
+		"password in query":    downURLPassword,
+		"keyword/value string": "host=127.0.0.1 port=1 user=jobsd password=" + secret + " dbname=jobsd sslmode=disable",
+	}
 	for where, url := range urls {
 		for _, args := range commands {
 			t.Run(strings.Join(args, " ")+", "+where, func(t *testing.T) {
