@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"regexp"
 	"strconv"
 	"strings"
@@ -350,4 +351,17 @@ func mustInt(t *testing.T, s string) int64 {
 	n, err := strconv.ParseInt(s, 10, 64)
 	require.NoError(t, err)
 	return n
+}
+
+// TestServePortInUse: an address that cannot be listened on is a run-time
+// failure with a hint, not a hang or a panic.
+func TestServePortInUse(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+
+	res := testbin.Run(t, dbEnv(db.URL), "serve", "--no-relay", "--http-addr", ln.Addr().String())
+	requireOneLineError(t, res, 1, "address already in use (is another jobsd serve running? use --http-addr)")
 }
