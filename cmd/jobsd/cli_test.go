@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,7 +19,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		testbin.Cleanup()
+		os.Exit(code)
+	}))
 }
 
 // deadline bounds waits for things that must happen; reaching it means the

@@ -54,6 +54,15 @@ func Path(t testing.TB) string {
 	return binPath
 }
 
+// Cleanup removes the binary built by Path, if any. Call it at the end of
+// TestMain; without it each test process leaves a binary in the temporary
+// directory.
+func Cleanup() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Result is a finished run.
 type Result struct {
 	Stdout, Stderr string
