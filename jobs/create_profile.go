@@ -41,7 +41,7 @@ type ProfileWorker struct {
 
 // Work calls the downstream service (simulated: faults, then a profiles row).
 func (w *ProfileWorker) Work(ctx context.Context, job *river.Job[CreateProfileArgs]) error {
-	if err := w.faults.inject(ctx, job.Args.Service); err != nil {
+	if err := w.faults.inject(ctx, job.Args.Service, job.Attempt); err != nil {
 		return err
 	}
 	return pgx.BeginFunc(ctx, w.pool, func(tx pgx.Tx) error {

@@ -152,7 +152,9 @@ func (e Event) encode() (payload, headers []byte, err error) {
 		return nil, nil, invalid("payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadBytes)
 	case !json.Valid(payload):
 		return nil, nil, invalid("payload is not valid JSON")
-	case bytes.Contains(payload, []byte(`\u0000`)):
+	case !utf8.Valid(payload): // json.Valid accepts invalid UTF-8 in strings; Postgres does not
+		return nil, nil, invalid("payload is not valid UTF-8")
+	case hasNULEscape(payload):
 		return nil, nil, invalid(`payload contains \u0000, which Postgres jsonb cannot store`)
 	}
 
@@ -161,6 +163,23 @@ func (e Event) encode() (payload, headers []byte, err error) {
 	}
 	headers, err = json.Marshal(e.Headers)
 	return payload, headers, err
+}
+
+// hasNULEscape reports whether valid JSON contains the escape \u0000. In valid
+// JSON every backslash starts an escape, so skipping each escaped character
+// tells an escaped backslash followed by "u0000" (text) from \u0000 (NUL).
+func hasNULEscape(payload []byte) bool {
+	for i := bytes.IndexByte(payload, '\\'); i >= 0 && i+1 < len(payload); {
+		if bytes.HasPrefix(payload[i+1:], []byte("u0000")) {
+			return true
+		}
+		next := bytes.IndexByte(payload[i+2:], '\\')
+		if next < 0 {
+			return false
+		}
+		i += 2 + next
+	}
+	return false
 }
 
 func checkText(field, s string) error {

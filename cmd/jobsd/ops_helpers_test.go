@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,33 +124,18 @@ func (d *opsDB) discard(t *testing.T, id int64) {
 		WHERE id = $1`, id)
 }
 
-var listeningRE = regexp.MustCompile(`msg="http listening" addr=(127\.0\.0\.1:\d+)`)
-
 // startServe starts `jobsd serve` on a free loopback port and returns the
 // process and its base URL once it listens.
 func startServe(t *testing.T, env []string, args ...string) (*testbin.Process, string) {
 	t.Helper()
 	args = append([]string{"serve", "--http-addr", "127.0.0.1:0"}, args...)
 	p := testbin.Start(t, env, args...)
-	var addr string
-	waitFor(t, 60*time.Second, "jobsd serve to listen", func() bool {
-		select {
-		case <-p.Done():
-			t.Fatalf("jobsd serve exited early:\n%s", p.Output())
-		default:
-		}
-		if m := listeningRE.FindStringSubmatch(p.Output()); m != nil {
-			addr = m[1]
-			return true
-		}
-		return false
-	})
-	return p, "http://" + addr
+	return p, "http://" + httpAddr(t, p)
 }
 
 // waitFor polls cond until it holds; it fails the test after limit (a
 // safety net, not a timing assertion).
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {

@@ -32,7 +32,7 @@ func TestServeMetrics(t *testing.T) {
 		`jobsd_outbox_pending 1`,
 		`jobsd_outbox_dead 0`,
 	}
-	waitFor(t, 30*time.Second, "the signup's jobs in /metrics", func() bool {
+	waitUntil(t, 30*time.Second, "the signup's jobs in /metrics", func() bool {
 		code, b := get(t, base+"/metrics", "", "")
 		require.Equal(t, http.StatusOK, code)
 		body = b
@@ -54,7 +54,7 @@ func TestServeFailedJobMetrics(t *testing.T) {
 	db := newOpsDB(t)
 	_, base := startServe(t, db.env, "--metrics-interval", "50ms", "--no-relay", "--fail-service", "food")
 	postSignup(t, base, "fail@example.com")
-	waitFor(t, 30*time.Second, "a failed attempt in /metrics", func() bool {
+	waitUntil(t, 30*time.Second, "a failed attempt in /metrics", func() bool {
 		_, body := get(t, base+"/metrics", "", "")
 		return strings.Contains(body, `jobsd_jobs_failed_total{kind="create_profile"} `) &&
 			strings.Contains(body, `jobsd_jobs{queue="default",state="retryable"} 1`)

@@ -43,6 +43,8 @@ func serveCommand() *cli.Command {
 				Usage: "fault injection: probability (0-1) that a profile call fails"},
 			&cli.StringFlag{Name: "fail-service", EnvVars: []string{"JOBSD_FAIL_SERVICE"},
 				Usage: "fault injection: a service whose profile calls always fail"},
+			&cli.IntFlag{Name: "fail-attempts", EnvVars: []string{"JOBSD_FAIL_ATTEMPTS"},
+				Usage: "fault injection: the first N attempts of every job fail"},
 			&cli.DurationFlag{Name: "work-delay", EnvVars: []string{"JOBSD_WORK_DELAY"},
 				Usage: "fault injection: latency of each profile call"},
 			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"JOBSD_UI_USER"},
@@ -65,9 +67,10 @@ func serveCommand() *cli.Command {
 				UIUser:          c.String("ui-user"),
 				UIPassword:      c.String("ui-password"),
 				Jobs: jobs.Config{Faults: jobs.Faults{
-					FailRate:    c.Float64("fail-rate"),
-					FailService: c.String("fail-service"),
-					Delay:       c.Duration("work-delay"),
+					FailRate:     c.Float64("fail-rate"),
+					FailService:  c.String("fail-service"),
+					FailAttempts: c.Int("fail-attempts"),
+					Delay:        c.Duration("work-delay"),
 				}},
 			}
 			if c.Duration("metrics-interval") <= 0 {

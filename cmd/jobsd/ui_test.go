@@ -33,7 +33,7 @@ func TestRiverUIInChromium(t *testing.T) {
 	db := newOpsDB(t)
 	_, base := startServe(t, db.env, "--no-relay")
 	postSignup(t, base, "ui@example.com")
-	waitFor(t, 30*time.Second, "the signup's jobs to complete", func() bool {
+	waitUntil(t, 30*time.Second, "the signup's jobs to complete", func() bool {
 		var n int
 		require.NoError(t, db.Pool.QueryRow(t.Context(), "SELECT count(*) FROM river_job WHERE state = 'completed'").Scan(&n))
 		return n == 3

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,12 +23,22 @@ import (
 // DATABASE_URL is set: a local server with trust authentication.
 const DefaultURL = "postgres://postgres@127.0.0.1:5432/jobsd?sslmode=disable"
 
+// dsnPassword matches the password of a keyword/value connection string.
+var dsnPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+
 // Redact returns rawURL with its password replaced by "xxxxx". A URL that does
 // not parse is returned as "(unparsable URL)" because it may hold a password.
+//
+// A string without a scheme is a keyword/value connection string
+// ("host=... password=..."), which pgx accepts too: its password value is
+// replaced, quoted or not.
 func Redact(rawURL string) string {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	if u.Scheme == "" {
+		return dsnPassword.ReplaceAllString(rawURL, "${1}xxxxx")
 	}
 	if _, has := u.User.Password(); has {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
@@ -103,7 +114,9 @@ func EnsureExists(ctx context.Context, databaseURL string) (bool, error) {
 	}
 	defer conn.Close(ctx)
 	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // created concurrently
+	// Created concurrently by another process: 42P04 when its CREATE had
+	// committed, 23505 (on pg_database's name index) when both ran at once.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
 		return false, nil
 	}
 	if err != nil {

@@ -57,6 +57,15 @@ func Path(t testing.TB) string {
 // fastRaceExit stops a -race binary from sleeping a second at exit.
 const fastRaceExit = "GORACE=atexit_sleep_ms=0"
 
+// Cleanup removes the binary built by Path, if any. Call it at the end of
+// TestMain; without it each test process leaves a binary in the temporary
+// directory.
+func Cleanup() {
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+}
+
 // Result is a finished run.
 type Result struct {
 	Stdout, Stderr string

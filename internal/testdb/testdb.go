@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -48,26 +49,111 @@ var (
 	templateErr  error
 )
 
+// ErrUnreachable is wrapped by NewMain's error when the Postgres server cannot
+// be reached.
+var ErrUnreachable = errors.New("testdb: Postgres unreachable")
+
 // New creates a migrated database for t, dropped when t ends.
 func New(t testing.TB) *DB {
+	t.Helper()
+	name := createDatabase(t, true)
+	return connect(t, name)
+}
+
+// NewEmpty creates an existing but unmigrated database for t, dropped when t
+// ends: for tests of `jobsd migrate`.
+func NewEmpty(t testing.TB) *DB {
+	t.Helper()
+	name := createDatabase(t, false)
+	return connect(t, name)
+}
+
+// MissingURL returns the URL of a database that does not exist yet, with a
+// fresh name; a database of that name is dropped when t ends, in case the test
+// created it.
+func MissingURL(t testing.TB) string {
+	t.Helper()
+	connectAdmin(t).Close(context.Background()) // skip or fail like New when unreachable
+	name := "jobsd_test_" + randomHex(6)
+	t.Cleanup(func() { dropDatabase(t, name) })
+	return withDatabase(t, ServerURL(), name)
+}
+
+// NewMain creates a migrated database outside any test, for a package's
+// TestMain (examples take no *testing.T). Call cleanup when the tests are done:
+// it closes the pool and drops the database. When the server is unreachable
+// the error wraps ErrUnreachable; see ExitUnreachable.
+func NewMain() (db *DB, cleanup func(), err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, ServerURL())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w at TEST_DATABASE_URL: %v", ErrUnreachable, err)
+	}
+	defer admin.Close(ctx)
+	name, err := createFromTemplate(ctx, admin)
+	if err != nil {
+		return nil, nil, err
+	}
+	url := withDatabaseURL(ServerURL(), name)
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		dropDatabase(nil, name)
+		return nil, nil, fmt.Errorf("testdb: connect: %w", err)
+	}
+	return &DB{URL: url, Pool: pool}, func() { pool.Close(); dropDatabase(nil, name) }, nil
+}
+
+// ExitUnreachable is for a TestMain whose NewMain failed: it prints err and
+// returns the exit code, 0 (the package is skipped) when the server is
+// unreachable and CI is not set, 1 otherwise.
+func ExitUnreachable(err error) int {
+	if errors.Is(err, ErrUnreachable) && os.Getenv("CI") == "" {
+		fmt.Fprintf(os.Stderr, "%v; skipping the package (set CI=1 to fail instead)\n", err)
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// createDatabase creates a database for t, from the migrated template or
+// empty, and drops it when t ends.
+func createDatabase(t testing.TB, migrated bool) string {
 	t.Helper()
 	ctx := context.Background()
 	admin := connectAdmin(t)
 	defer admin.Close(ctx)
-
-	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx, admin) })
-	if templateErr != nil {
-		t.Fatalf("testdb: build template: %v", templateErr)
+	var name string
+	var err error
+	if migrated {
+		name, err = createFromTemplate(ctx, admin)
+	} else {
+		name = "jobsd_test_" + randomHex(6)
+		_, err = admin.Exec(ctx, "CREATE DATABASE "+name)
 	}
-
-	name := "jobsd_test_" + randomHex(6)
-	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateName)); err != nil {
-		t.Fatalf("testdb: create database: %v", err)
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
 	}
 	t.Cleanup(func() { dropDatabase(t, name) })
+	return name
+}
 
+func createFromTemplate(ctx context.Context, admin *pgx.Conn) (string, error) {
+	templateOnce.Do(func() { templateName, templateErr = ensureTemplate(ctx, admin) })
+	if templateErr != nil {
+		return "", fmt.Errorf("build template: %w", templateErr)
+	}
+	name := "jobsd_test_" + randomHex(6)
+	if _, err := admin.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateName)); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
+	}
+	return name, nil
+}
+
+func connect(t testing.TB, name string) *DB {
+	t.Helper()
 	url := withDatabase(t, ServerURL(), name)
-	pool, err := pgxpool.New(ctx, url)
+	pool, err := pgxpool.New(context.Background(), url)
 	if err != nil {
 		t.Fatalf("testdb: connect: %v", err)
 	}
@@ -140,17 +226,22 @@ func schemaHash() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
+// dropDatabase drops name, logging a failure to t (or stderr when t is nil).
 func dropDatabase(t testing.TB, name string) {
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+	if t != nil {
+		logf = t.Logf
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, ServerURL())
 	if err != nil {
-		t.Logf("testdb: drop %s: %v", name, err)
+		logf("testdb: drop %s: %v", name, err)
 		return
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-		t.Logf("testdb: drop %s: %v", name, err)
+		logf("testdb: drop %s: %v", name, err)
 	}
 }
 

@@ -1,0 +1,162 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/jobsd/jobsd/internal/server"
+	"github.com/jobsd/jobsd/internal/testdb"
+	"github.com/jobsd/jobsd/jobs"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// deadline bounds waits for things that must happen; reaching it means the
+// code is broken, not slow.
+const deadline = 30 * time.Second
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func TestNewRejectsInvalidConfig(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://127.0.0.1:1/none") // never connected
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+
+	tests := []struct {
+		name string
+		cfg  server.Config
+		want string
+	}{
+		{"negative workers", server.Config{Workers: -1}, "workers must be at least 1"},
+		{"negative attempts", server.Config{MaxAttempts: -1}, "max attempts must be at least 1"},
+		{"negative rescue", server.Config{RescueAfter: -time.Second}, "must not be negative"},
+		{"rescue shorter than timeout", server.Config{RescueAfter: time.Second, JobTimeout: 2 * time.Second},
+			"rescue-after (1s) must not be shorter than job-timeout (2s)"},
+		{"bad faults", server.Config{Jobs: jobs.Config{Faults: jobs.Faults{FailRate: 2}}}, "fail rate 2 is not between 0 and 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := server.New(pool, tt.cfg)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+
+	// A rescue-after shorter than River's default job timeout lowers the
+	// timeout instead of failing River's own check.
+	_, err = server.New(pool, server.Config{RescueAfter: 2 * time.Second})
+	require.NoError(t, err)
+}
+
+func TestReadyzDatabaseDown(t *testing.T) {
+	t.Parallel()
+	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	srv, err := server.New(pool, server.Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+
+	resp, err := ts.Client().Get(ts.URL + "/readyz")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"database": "unreachable"}`, string(body))
+
+	resp, err = ts.Client().Get(ts.URL + "/healthz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the process is alive even when the database is not")
+}
+
+func TestSignupHandler(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv, err := server.New(db.Pool, server.Config{Logger: testLogger(t)})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+
+	post := func(body string) (int, map[string]any) {
+		resp, err := ts.Client().Post(ts.URL+"/signup", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp.StatusCode, out
+	}
+	code, out := post(`{"email": "ada@example.com", "name": "Ada"}`)
+	require.Equal(t, http.StatusCreated, code, out)
+	require.Len(t, out["job_ids"], 3)
+	code, out = post(`{"email": "ada@example.com"}`)
+	require.Equal(t, http.StatusConflict, code, out)
+	code, out = post(`{"email": `)
+	require.Equal(t, http.StatusBadRequest, code, out)
+	code, out = post(`{"email": "x@example.com", "name": "` + strings.Repeat("n", 201) + `"}`)
+	require.Equal(t, http.StatusBadRequest, code, out)
+	code, out = post(`{"email": "big@example.com", "name": "` + strings.Repeat("n", 70<<10) + `"}`)
+	require.Equal(t, http.StatusBadRequest, code, "a body over the limit is cut and so malformed: %v", out)
+}
+
+// TestRunDrains: cancelling Run's context stops the workers; a job still
+// running after ShutdownTimeout is cancelled (River retries it later) and Run
+// returns nil without leaving goroutines behind (goleak in TestMain).
+func TestRunDrains(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	srv, err := server.New(db.Pool, server.Config{
+		HTTPAddr:        "127.0.0.1:0",
+		ShutdownTimeout: 100 * time.Millisecond,
+		Jobs:            jobs.Config{Faults: jobs.Faults{Delay: time.Hour}},
+		Logger:          testLogger(t),
+	})
+	require.NoError(t, err)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(runCtx) }()
+
+	var userID int64
+	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (email) VALUES ('ada@example.com') RETURNING id").Scan(&userID))
+	res, err := srv.River().Insert(ctx, jobs.CreateProfileArgs{UserID: userID, Service: "ride"}, nil)
+	require.NoError(t, err)
+
+	var state string
+	stop := time.Now().Add(deadline)
+	for state != "running" {
+		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state))
+		require.False(t, time.Now().After(stop), "job never started; state %s", state)
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(deadline):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state))
+	require.Contains(t, []string{"available", "retryable"}, state, "the cancelled job is retried later")
+}
