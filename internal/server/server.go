@@ -188,6 +188,7 @@ func (s *Server) Run(ctx context.Context) error {
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 
+	s.startActivityLog()
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
