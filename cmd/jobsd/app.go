@@ -72,6 +72,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "database-url", EnvVars: []string{"DATABASE_URL"}, Value: database.DefaultURL,
 				Usage: "Postgres connection URL"},
 			&cli.StringFlag{Name: "amqp-url", EnvVars: []string{"AMQP_URL"}, Value: amqpURLDefault,
+				DefaultText: database.Redact(amqpURLDefault), // --help never shows a password
 				Usage: "RabbitMQ connection URL"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"JOBSD_LOG_FORMAT"}, Value: "text",
 				Usage: "log format: text or json"},
