@@ -47,6 +47,7 @@ var queryCases = []struct {
 	{"user_story_ada", "user_story.sql", []string{"email=Ada@Example.com"}},
 	{"user_story_bob", "user_story.sql", []string{"email=bob@example.com"}},
 	{"user_story_unknown", "user_story.sql", []string{"email=nobody@example.com"}},
+	{"nothing_lost", "nothing_lost.sql", nil},
 }
 
 func TestQueriesGolden(t *testing.T) {
