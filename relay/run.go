@@ -1,0 +1,134 @@
+package relay
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// row is one claimed outbox_event row.
+type row struct {
+	ID        int64
+	MessageID string
+	Topic     string
+	Key       string
+	Payload   []byte
+	Headers   []byte
+	CreatedAt time.Time
+	Attempt   int
+
+	claimedAt time.Time // when the claim started (for the duration metric)
+}
+
+// batch is the result of one claim, in id order.
+type batch struct {
+	rows []*row
+	// epoch is run.epoch when the claim started. A batch whose epoch is no
+	// longer current was claimed before some row failed or was released, and
+	// may hold rows of that row's key that must not overtake it: the
+	// publisher releases it instead of publishing it.
+	epoch uint64
+	// publishBy is the last moment rows of the batch may be published: well
+	// before the lease ends, so that no other relay publishes them at the same
+	// time.
+	publishBy time.Time
+}
+
+// failure is a row the broker refused (nack, return, channel error) or that
+// could not be turned into a message.
+type failure struct {
+	row    *row
+	reason string
+}
+
+// run is the state of one Relay.Run.
+//
+// Goroutines: brokerLoop (connections, channels, publisher and confirmer),
+// claimLoop (claims, and records failures and releases, serialised with the
+// claims), markLoop (marks confirmed rows published), listenLoop and
+// retentionLoop.
+type run struct {
+	*Relay
+
+	ctx  context.Context // done when Run's ctx is done
+	stop chan struct{}   // closed once the broker side has stopped for good
+
+	// epoch changes whenever a row leaves the pipeline other than by being
+	// confirmed (failed or released); see batch.epoch.
+	epoch atomic.Uint64
+
+	sessionUp atomic.Bool  // a channel is open and a publisher waits for batches
+	batches   chan *batch  // claimLoop -> publisher; capacity 1 (one batch prefetched)
+	wantClaim chan struct{} // a claim would likely find rows (notify, session up)
+	kick      chan struct{} // failures/releases to write, or the publisher took a batch
+	markKick  chan struct{} // confirmed rows to mark
+
+	mu        sync.Mutex
+	confirmed []*row
+	failed    []failure
+	released  []*row
+}
+
+func newRun(ctx context.Context, r *Relay) *run {
+	return &run{
+		Relay:     r,
+		ctx:       ctx,
+		stop:      make(chan struct{}),
+		batches:   make(chan *batch, 1),
+		wantClaim: make(chan struct{}, 1),
+		kick:      make(chan struct{}, 1),
+		markKick:  make(chan struct{}, 1),
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// confirm hands a row the broker acknowledged to the marker.
+func (u *run) confirm(rw *row) {
+	u.metrics.observeConfirm(time.Since(rw.claimedAt))
+	u.mu.Lock()
+	u.confirmed = append(u.confirmed, rw)
+	u.mu.Unlock()
+	signal(u.markKick)
+}
+
+// fail records a refused row: it is retried after a backoff, or becomes dead.
+func (u *run) fail(rw *row, reason string) {
+	u.epoch.Add(1)
+	u.log.Warn("publish failed", "id", rw.ID, "key", rw.Key, "attempt", rw.Attempt+1, "err", reason)
+	u.mu.Lock()
+	u.failed = append(u.failed, failure{row: rw, reason: reason})
+	u.mu.Unlock()
+	signal(u.kick)
+}
+
+// release gives rows back unpublished (or published without a confirm), with
+// no attempt counted.
+func (u *run) release(rows ...*row) {
+	if len(rows) == 0 {
+		return
+	}
+	u.epoch.Add(1)
+	u.mu.Lock()
+	u.released = append(u.released, rows...)
+	u.mu.Unlock()
+	signal(u.kick)
+}
+
+// sleep waits d, or less when ctx is done; it reports whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
