@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"time"
@@ -11,7 +12,10 @@ import (
 )
 
 var (
-	claimSQL      = jsql.Statement("relay_claim")
+	claimSettingsSQL   = jsql.Statement("relay_claim_settings")
+	claimCandidatesSQL = jsql.Statement("relay_claim_candidates")
+	claimKeyRowsSQL    = jsql.Statement("relay_claim_key_rows")
+	claimLeaseSQL      = jsql.Statement("relay_claim_lease")
 	markFailedSQL = jsql.Statement("relay_mark_failed")
 	releaseSQL    = jsql.Statement("relay_release")
 )
@@ -69,16 +73,11 @@ func (u *run) claim(db context.Context) (int, error) {
 	defer cancel()
 	epoch := u.epoch.Load()
 	start := time.Now()
-	rows, err := u.pool.Query(ctx, claimSQL, u.cfg.ID, u.cfg.BatchSize, millis(u.cfg.Lease))
-	if err != nil {
-		return 0, err
-	}
-	claimed, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
-		rw := &row{claimedAt: start}
-		var attempt int32
-		err := r.Scan(&rw.ID, &rw.MessageID, &rw.Topic, &rw.Key, &rw.Payload, &rw.Headers, &rw.CreatedAt, &attempt)
-		rw.Attempt = int(attempt)
-		return rw, err
+	var claimed []*row
+	err := pgx.BeginFunc(ctx, u.pool, func(tx pgx.Tx) error {
+		var err error
+		claimed, err = u.claimTx(ctx, tx, start)
+		return err
 	})
 	if err != nil {
 		return 0, err
@@ -86,7 +85,8 @@ func (u *run) claim(db context.Context) (int, error) {
 	if len(claimed) == 0 {
 		return 0, nil
 	}
-	slices.SortFunc(claimed, func(a, b *row) int { return int(a.ID - b.ID) })
+	slices.SortFunc(claimed, func(a, b *row) int { return cmp.Compare(a.ID, b.ID) })
+	u.log.Debug("claimed", "rows", len(claimed), "took", time.Since(start))
 	if u.ctx.Err() != nil {
 		u.release(claimed...)
 		return len(claimed), nil
@@ -96,6 +96,90 @@ func (u *run) claim(db context.Context) (int, error) {
 	margin := min(u.cfg.Lease/2, 5*time.Second)
 	u.batches <- &batch{rows: claimed, epoch: epoch, publishBy: start.Add(u.cfg.Lease - margin)}
 	return len(claimed), nil
+}
+
+// claimTx runs the three steps of a claim in tx: lock candidates, read their
+// keys' earlier rows, lease the claimable candidates.
+func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time) ([]*row, error) {
+	b := &pgx.Batch{}
+	b.Queue(claimSettingsSQL)
+	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, u.cfg.ID)
+	res := tx.SendBatch(ctx, b)
+	if _, err := res.Exec(); err != nil {
+		res.Close()
+		return nil, err
+	}
+	rows, _ := res.Query()
+	cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || len(cands) == 0 {
+		return nil, err
+	}
+
+	lastID := map[string]int64{}
+	for _, c := range cands {
+		lastID[c.Key] = max(lastID[c.Key], c.ID)
+	}
+	keys := make([]string, 0, len(lastID))
+	lasts := make([]int64, 0, len(lastID))
+	for k, id := range lastID {
+		keys, lasts = append(keys, k), append(lasts, id)
+	}
+	rows, _ = tx.Query(ctx, claimKeyRowsSQL, keys, lasts, u.cfg.ID)
+	keyRows, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
+	if err != nil {
+		return nil, err
+	}
+	ids := claimable(cands, keyRows)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+
+	rows, _ = tx.Query(ctx, claimLeaseSQL, u.cfg.ID, ids, millis(u.cfg.Lease))
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
+		rw := &row{claimedAt: start}
+		var attempt int32
+		err := r.Scan(&rw.ID, &rw.MessageID, &rw.Topic, &rw.Key, &rw.Payload, &rw.Headers, &rw.CreatedAt, &attempt)
+		rw.Attempt = int(attempt)
+		return rw, err
+	})
+}
+
+// keyRow is an outbox row's key and id.
+type keyRow struct {
+	Key string
+	ID  int64
+}
+
+// claimable returns the ids of the candidates that may be claimed. keyRows
+// are, per candidate key, the key's pending rows up to its last candidate
+// that this relay does not lease itself. A candidate is claimable when no
+// such row of its key with a smaller id is missing from the candidates: that
+// row is leased by another relay, backing off or being claimed by another
+// relay, and the candidate must not overtake it.
+func claimable(cands, keyRows []keyRow) []int64 {
+	isCand := make(map[int64]bool, len(cands))
+	for _, c := range cands {
+		isCand[c.ID] = true
+	}
+	barrier := map[string]int64{}
+	for _, kr := range keyRows {
+		if isCand[kr.ID] {
+			continue
+		}
+		if b, ok := barrier[kr.Key]; !ok || kr.ID < b {
+			barrier[kr.Key] = kr.ID
+		}
+	}
+	ids := make([]int64, 0, len(cands))
+	for _, c := range cands {
+		if b, ok := barrier[c.Key]; !ok || c.ID < b {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
 }
 
 // writeFailuresAndReleases records the failed rows (retry or dead) and gives

@@ -58,8 +58,8 @@ type run struct {
 	// confirmed (failed or released); see batch.epoch.
 	epoch atomic.Uint64
 
-	sessionUp atomic.Bool  // a channel is open and a publisher waits for batches
-	batches   chan *batch  // claimLoop -> publisher; capacity 1 (one batch prefetched)
+	sessionUp atomic.Bool   // a channel is open and a publisher waits for batches
+	batches   chan *batch   // claimLoop -> publisher; capacity 1 (one batch prefetched)
 	wantClaim chan struct{} // a claim would likely find rows (notify, session up)
 	kick      chan struct{} // failures/releases to write, or the publisher took a batch
 	markKick  chan struct{} // confirmed rows to mark
