@@ -16,8 +16,8 @@ var (
 	claimCandidatesSQL = jsql.Statement("relay_claim_candidates")
 	claimKeyRowsSQL    = jsql.Statement("relay_claim_key_rows")
 	claimLeaseSQL      = jsql.Statement("relay_claim_lease")
-	markFailedSQL = jsql.Statement("relay_mark_failed")
-	releaseSQL    = jsql.Statement("relay_release")
+	markFailedSQL      = jsql.Statement("relay_mark_failed")
+	releaseSQL         = jsql.Statement("relay_release")
 )
 
 // dbTimeout bounds one statement of the claimer or the marker.
