@@ -37,13 +37,11 @@ func (u *run) claimLoop() {
 		}
 		if want && u.ctx.Err() == nil && u.sessionUp.Load() && len(u.batches) == 0 {
 			want = false
-			n, err := u.claim(db)
-			switch {
-			case err != nil:
+			full, err := u.claim(db)
+			if err != nil {
 				u.log.Warn("claim failed; retrying at the next poll", "err", err, "poll", u.cfg.PollInterval)
-			case n == u.cfg.BatchSize:
-				want = true // there is likely more
 			}
+			want = full // a full window of candidates: there is likely more
 			continue
 		}
 		select {
@@ -66,61 +64,71 @@ func (u *run) claimLoop() {
 	}
 }
 
-// claim takes one batch and hands it to the publisher. It returns how many
-// rows it claimed.
-func (u *run) claim(db context.Context) (int, error) {
+// claim takes one batch and hands it to the publisher. It reports whether
+// the candidates filled a whole batch (so that more rows likely wait).
+func (u *run) claim(db context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
 	epoch := u.epoch.Load()
 	start := time.Now()
-	var claimed []*row
+	var c claimResult
 	err := pgx.BeginFunc(ctx, u.pool, func(tx pgx.Tx) error {
 		var err error
-		claimed, err = u.claimTx(ctx, tx, start)
+		c, err = u.claimTx(ctx, tx, start, u.blocked.keys(start))
 		return err
 	})
 	if err != nil {
-		return 0, err
+		return false, err
 	}
-	if len(claimed) == 0 {
-		return 0, nil
+	u.blocked.add(c.blocked, start.Add(blockedKeyTTL(u.cfg.PollInterval)))
+	full := c.candidates == u.cfg.BatchSize
+	if len(c.rows) == 0 {
+		return full, nil
 	}
-	slices.SortFunc(claimed, func(a, b *row) int { return cmp.Compare(a.ID, b.ID) })
-	u.log.Debug("claimed", "rows", len(claimed), "took", time.Since(start))
+	slices.SortFunc(c.rows, func(a, b *row) int { return cmp.Compare(a.ID, b.ID) })
+	u.log.Debug("claimed", "rows", len(c.rows), "candidates", c.candidates, "blocked_keys", len(c.blocked), "took", time.Since(start))
 	if u.ctx.Err() != nil {
-		u.release(claimed...)
-		return len(claimed), nil
+		u.release(c.rows...)
+		return false, nil
 	}
 	// Publish well before the lease ends, so that no other relay takes the
 	// rows while this one still publishes them.
 	margin := min(u.cfg.Lease/2, 5*time.Second)
-	u.batches <- &batch{rows: claimed, epoch: epoch, publishBy: start.Add(u.cfg.Lease - margin)}
-	return len(claimed), nil
+	u.batches <- &batch{rows: c.rows, epoch: epoch, publishBy: start.Add(u.cfg.Lease - margin)}
+	return full, nil
+}
+
+type claimResult struct {
+	rows       []*row
+	candidates int      // rows locked in step 1
+	blocked    []string // keys whose candidates stopped at a barrier
 }
 
 // claimTx runs the three steps of a claim in tx: lock candidates, read their
 // keys' earlier rows, lease the claimable candidates.
-func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time) ([]*row, error) {
+func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time, skip []string) (claimResult, error) {
+	var c claimResult
 	b := &pgx.Batch{}
 	b.Queue(claimSettingsSQL)
-	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, u.cfg.ID)
+	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, skip)
 	res := tx.SendBatch(ctx, b)
 	if _, err := res.Exec(); err != nil {
 		res.Close()
-		return nil, err
+		return c, err
 	}
 	rows, _ := res.Query()
 	cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
 	if cerr := res.Close(); err == nil {
 		err = cerr
 	}
+	c.candidates = len(cands)
 	if err != nil || len(cands) == 0 {
-		return nil, err
+		return c, err
 	}
 
 	lastID := map[string]int64{}
-	for _, c := range cands {
-		lastID[c.Key] = max(lastID[c.Key], c.ID)
+	for _, k := range cands {
+		lastID[k.Key] = max(lastID[k.Key], k.ID)
 	}
 	keys := make([]string, 0, len(lastID))
 	lasts := make([]int64, 0, len(lastID))
@@ -130,21 +138,23 @@ func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time) ([]*row, 
 	rows, _ = tx.Query(ctx, claimKeyRowsSQL, keys, lasts, u.cfg.ID)
 	keyRows, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
 	if err != nil {
-		return nil, err
+		return c, err
 	}
-	ids := claimable(cands, keyRows)
+	var ids []int64
+	ids, c.blocked = claimable(cands, keyRows)
 	if len(ids) == 0 {
-		return nil, nil
+		return c, nil
 	}
 
 	rows, _ = tx.Query(ctx, claimLeaseSQL, u.cfg.ID, ids, millis(u.cfg.Lease))
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
+	c.rows, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
 		rw := &row{claimedAt: start}
 		var attempt int32
 		err := r.Scan(&rw.ID, &rw.MessageID, &rw.Topic, &rw.Key, &rw.Payload, &rw.Headers, &rw.CreatedAt, &attempt)
 		rw.Attempt = int(attempt)
 		return rw, err
 	})
+	return c, err
 }
 
 // keyRow is an outbox row's key and id.
@@ -153,13 +163,14 @@ type keyRow struct {
 	ID  int64
 }
 
-// claimable returns the ids of the candidates that may be claimed. keyRows
-// are, per candidate key, the key's pending rows up to its last candidate
-// that this relay does not lease itself. A candidate is claimable when no
-// such row of its key with a smaller id is missing from the candidates: that
-// row is leased by another relay, backing off or being claimed by another
-// relay, and the candidate must not overtake it.
-func claimable(cands, keyRows []keyRow) []int64 {
+// claimable returns the ids of the candidates that may be claimed, and the
+// keys that have candidates it may not claim. keyRows are, per candidate
+// key, the key's pending rows up to its last candidate that this relay does
+// not lease itself. A candidate is claimable when no such row of its key with
+// a smaller id is missing from the candidates: that row is leased by another
+// relay, backing off or being claimed by another relay right now, and the
+// candidate must not overtake it.
+func claimable(cands, keyRows []keyRow) (ids []int64, blocked []string) {
 	isCand := make(map[int64]bool, len(cands))
 	for _, c := range cands {
 		isCand[c.ID] = true
@@ -173,13 +184,16 @@ func claimable(cands, keyRows []keyRow) []int64 {
 			barrier[kr.Key] = kr.ID
 		}
 	}
-	ids := make([]int64, 0, len(cands))
+	ids = make([]int64, 0, len(cands))
 	for _, c := range cands {
 		if b, ok := barrier[c.Key]; !ok || c.ID < b {
 			ids = append(ids, c.ID)
 		}
 	}
-	return ids
+	for k := range barrier {
+		blocked = append(blocked, k)
+	}
+	return ids, blocked
 }
 
 // writeFailuresAndReleases records the failed rows (retry or dead) and gives

@@ -59,6 +59,7 @@ func (u *run) markConfirmed(db context.Context) bool {
 	}
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
+	start := time.Now()
 	tag, err := u.pool.Exec(ctx, stmt, ids)
 	if err != nil {
 		// Until marked, the rows stay leased; if the lease runs out first they
@@ -70,6 +71,7 @@ func (u *run) markConfirmed(db context.Context) bool {
 		return false
 	}
 	n := tag.RowsAffected()
+	u.log.Debug("marked", "rows", n, "took", time.Since(start))
 	u.published.Add(n)
 	u.metrics.published(n)
 	return true

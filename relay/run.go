@@ -58,6 +58,8 @@ type run struct {
 	// confirmed (failed or released); see batch.epoch.
 	epoch atomic.Uint64
 
+	blocked blockedKeys // claimer only
+
 	sessionUp atomic.Bool   // a channel is open and a publisher waits for batches
 	batches   chan *batch   // claimLoop -> publisher; capacity 1 (one batch prefetched)
 	wantClaim chan struct{} // a claim would likely find rows (notify, session up)
@@ -75,6 +77,7 @@ func newRun(ctx context.Context, r *Relay) *run {
 		Relay:     r,
 		ctx:       ctx,
 		stop:      make(chan struct{}),
+		blocked:   blockedKeys{},
 		batches:   make(chan *batch, 1),
 		wantClaim: make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
