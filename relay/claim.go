@@ -3,6 +3,7 @@ package relay
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -35,7 +36,7 @@ func (u *run) claimLoop() {
 		if u.writeFailuresAndReleases(db) {
 			want = true // released rows can be claimed again at once
 		}
-		if want && u.ctx.Err() == nil && u.sessionUp.Load() && len(u.batches) == 0 {
+		if want && u.ctx.Err() == nil && u.sessionUp.Load() && u.prefetch.Load() {
 			want = false
 			full, err := u.claim(db)
 			if err != nil {
@@ -67,9 +68,20 @@ func (u *run) claimLoop() {
 // claim takes one batch and hands it to the publisher. It reports whether
 // the candidates filled a whole batch (so that more rows likely wait).
 func (u *run) claim(db context.Context) (bool, error) {
+	// A claim must see every failure and release recorded before its epoch:
+	// a row given back but not yet written still looks leased by this relay
+	// and would not stop later rows of its key. fail and release record the
+	// row before they change the epoch, so checking after loading it is enough.
+	epoch := u.epoch.Load()
+	for u.pendingWrites() {
+		u.writeFailuresAndReleases(db)
+		if u.pendingWrites() {
+			return false, errors.New("failures or releases could not be written")
+		}
+		epoch = u.epoch.Load()
+	}
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
-	epoch := u.epoch.Load()
 	start := time.Now()
 	var c claimResult
 	err := pgx.BeginFunc(ctx, u.pool, func(tx pgx.Tx) error {
@@ -94,6 +106,7 @@ func (u *run) claim(db context.Context) (bool, error) {
 	// Publish well before the lease ends, so that no other relay takes the
 	// rows while this one still publishes them.
 	margin := min(u.cfg.Lease/2, 5*time.Second)
+	u.prefetch.Store(false)
 	u.batches <- &batch{rows: c.rows, epoch: epoch, publishBy: start.Add(u.cfg.Lease - margin)}
 	return full, nil
 }

@@ -89,7 +89,6 @@ func (u *run) openSession(conn *amqp.Connection) (*session, error) {
 		conn:     conn,
 		ch:       ch,
 		closes:   ch.NotifyClose(make(chan *amqp.Error, 1)),
-		confirms: ch.NotifyPublish(make(chan amqp.Confirmation, u.cfg.Window+1)),
 		inflight: make(chan inflight, u.cfg.Window),
 	}
 	if u.cfg.Mandatory {

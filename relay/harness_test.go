@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -257,4 +258,19 @@ func (r *received) orderViolations() []string {
 		}
 	}
 	return out
+}
+
+// snapshot returns a copy of the deliveries so far.
+func (r *received) snapshot() []amqp.Delivery {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.all)
+}
+
+// countWhere counts outbox_event rows matching the condition.
+func countWhere(t testing.TB, h *harness, cond string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, h.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox_event WHERE `+cond, args...).Scan(&n))
+	return n
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -11,31 +12,40 @@ import (
 // confirmGrace is how long a stopping relay waits for outstanding confirms.
 const confirmGrace = 5 * time.Second
 
-// session is one confirm-mode channel: a publisher (the caller of run) that
-// publishes the claimed batches, and a confirmer goroutine that matches the
-// broker's confirms to rows. Publishes are pipelined: up to Window messages
-// wait for their confirm at once.
+// session is one confirm-mode channel: a publisher (the caller of serve) that
+// publishes the claimed batches, and a confirmer goroutine that waits for the
+// broker's confirm of each message in publish order. Publishes are pipelined:
+// about Window messages wait for their confirm at once.
+//
+// Confirms come from amqp091's DeferredConfirmation, which tracks each
+// delivery tag on its own. (NotifyPublish resequences confirms and loses a
+// nack that arrives before the ack of an earlier tag when a multiple ack
+// follows.) When the channel closes, amqp091 resolves the outstanding
+// deferred confirmations as nacks; a nack seen on a closed channel therefore
+// means "unknown", and the row is published again.
 type session struct {
 	*run
 	conn *amqp.Connection
 	ch   *amqp.Channel
 
-	closes   <-chan *amqp.Error
-	confirms <-chan amqp.Confirmation // in delivery-tag order; closed with the channel
-	returns  <-chan amqp.Return       // nil unless Mandatory
+	closes  <-chan *amqp.Error
+	returns <-chan amqp.Return // nil unless Mandatory
 
-	// inflight holds the published, unconfirmed messages in publish order. Its
-	// capacity is the window: the publisher blocks when it is full.
-	inflight chan inflight
-	returned map[string]amqp.Return // by message id; confirmer only
+	// inflight holds the published messages in publish order until the
+	// confirmer takes them; its capacity is the window.
+	inflight    chan inflight
+	outstanding atomic.Int64           // published, not yet resolved
+	returned    map[string]amqp.Return // by message id; confirmer only
 
-	chDone   chan struct{} // closed by the confirmer when the channel is gone
+	chDone   chan struct{} // closed when the channel is gone
+	closeErr *amqp.Error   // why; set before chDone is closed
 	pubDone  chan struct{} // closed when the publisher stopped
+	orphans  []*row        // published, but the publisher stopped before handing them over
 	progress chan struct{} // a confirm was handled
 }
 
 type inflight struct {
-	tag uint64
+	dc  *amqp.DeferredConfirmation
 	row *row
 }
 
@@ -46,19 +56,26 @@ type outcome struct {
 	connLost    bool   // the whole connection is gone (not just the channel)
 }
 
-// serve publishes until the channel closes or ctx is done. It first publishes
-// suspects (rows unconfirmed when the previous channel failed) one at a time.
+// serve publishes until the channel closes or ctx is done. It first
+// publishes suspects (rows unconfirmed when the previous channel failed) one
+// at a time.
 func (s *session) serve(suspects []*row) outcome {
-	if out, ended := s.isolate(suspects); ended {
-		return out
-	}
 	s.returned = map[string]amqp.Return{}
 	s.chDone = make(chan struct{})
 	s.pubDone = make(chan struct{})
 	s.progress = make(chan struct{}, 1)
+	go func() {
+		if e, ok := <-s.closes; ok {
+			s.closeErr = e
+		}
+		close(s.chDone)
+	}()
+	if out, ended := s.isolate(suspects); ended {
+		return out
+	}
+
 	outc := make(chan outcome, 1)
 	go func() { outc <- s.confirmLoop() }()
-
 	s.sessionUp.Store(true)
 	signal(s.wantClaim)
 	s.publishLoop()
@@ -72,7 +89,9 @@ func (s *session) serve(suspects []*row) outcome {
 		s.awaitConfirms(confirmGrace)
 		_ = s.ch.Close()
 	}
-	return <-outc
+	out := <-outc
+	out.unconfirmed = append(out.unconfirmed, s.orphans...)
+	return out
 }
 
 func (s *session) publishLoop() {
@@ -94,89 +113,96 @@ func (s *session) publishLoop() {
 // when the batch became stale (see batch.epoch) or its lease is running out;
 // it reports false when the channel is gone or ctx is done.
 func (s *session) publishBatch(b *batch) bool {
-	first := true
 	for i, rw := range b.rows {
 		if s.epoch.Load() != b.epoch || time.Now().After(b.publishBy) {
+			s.log.Debug("batch is stale; releasing its rows", "first", rw.ID, "rows", len(b.rows)-i)
 			s.release(b.rows[i:]...)
-			break
+			s.allowPrefetch()
+			return true
 		}
-		if first {
-			signal(s.kick) // the claimer may prefetch the next batch
-			first = false
+		if i == 0 {
+			s.allowPrefetch()
+			s.log.Debug("publishing batch", "first", rw.ID, "rows", len(b.rows))
 		}
 		msg, err := message(rw)
 		if err != nil {
 			s.fail(rw, err.Error()) // the rest of the batch goes stale
 			continue
 		}
-		select {
-		case s.inflight <- inflight{tag: s.ch.GetNextPublishSeqNo(), row: rw}:
-		case <-s.chDone:
-			s.release(b.rows[i:]...)
-			return false
-		case <-s.ctx.Done():
-			s.release(b.rows[i:]...)
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
+		if err != nil {
+			// The channel or the connection is gone; rw may or may not
+			// have reached the broker.
+			s.orphans = append(s.orphans, rw)
+			s.release(b.rows[i+1:]...)
 			return false
 		}
-		if err := s.ch.PublishWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg); err != nil {
-			// The channel or the connection is gone. rw is in inflight and
-			// counts as unconfirmed; the confirmer will see the close.
+		s.outstanding.Add(1)
+		select {
+		case s.inflight <- inflight{dc: dc, row: rw}:
+		case <-s.chDone:
+			s.orphans = append(s.orphans, rw)
+			s.release(b.rows[i+1:]...)
+			return false
+		case <-s.ctx.Done():
+			s.orphans = append(s.orphans, rw)
 			s.release(b.rows[i+1:]...)
 			return false
 		}
 	}
-	if first {
-		signal(s.kick)
-	}
 	return true
 }
 
-// confirmLoop matches confirms to rows until the channel closes, then
-// collects what stayed unconfirmed.
-func (s *session) confirmLoop() outcome {
-	for c := range s.confirms {
-		s.handleConfirm(c)
-		signal(s.progress)
-	}
-	close(s.chDone)
-	<-s.pubDone
-	var out outcome
-	for {
-		select {
-		case f := <-s.inflight:
-			out.unconfirmed = append(out.unconfirmed, f.row)
-			continue
-		default:
-		}
-		break
-	}
-	s.closeReason(&out)
-	return out
+// allowPrefetch lets the claimer claim the next batch.
+func (s *session) allowPrefetch() {
+	s.prefetch.Store(true)
+	signal(s.kick)
 }
 
-func (s *session) handleConfirm(c amqp.Confirmation) {
-	f := <-s.inflight // pushed before it was published
-	if f.tag != c.DeliveryTag {
-		// amqp091 delivers confirms in tag order, so this cannot happen;
-		// should it, do not guess: publish the row again.
-		s.log.Error("publisher confirm out of order; releasing the row", "tag", c.DeliveryTag, "want", f.tag, "id", f.row.ID)
-		s.release(f.row)
-		return
+// confirmLoop resolves the in-flight messages in publish order until the
+// publisher stopped and nothing is left, and returns what stayed unconfirmed.
+func (s *session) confirmLoop() outcome {
+	var out outcome
+	for {
+		var f inflight
+		select {
+		case f = <-s.inflight:
+		case <-s.pubDone:
+			select {
+			case f = <-s.inflight:
+			default:
+				s.closeReason(&out)
+				return out
+			}
+		}
+		<-f.dc.Done()
+		s.outstanding.Add(-1)
+		if !f.dc.Acked() && s.ch.IsClosed() {
+			out.unconfirmed = append(out.unconfirmed, f.row)
+		} else {
+			s.resolve(f.row, f.dc.Acked())
+		}
+		signal(s.progress)
 	}
+}
+
+// resolve records the broker's answer for a row: ack (unless the message
+// came back with basic.return) or nack.
+func (s *session) resolve(rw *row, acked bool) {
 	// A basic.return arrives before the ack of the same message, and amqp091
 	// hands both over in that order: any return is already in s.returns.
 	s.drainReturns()
-	ret, wasReturned := s.returned[f.row.MessageID]
+	ret, wasReturned := s.returned[rw.MessageID]
+	delete(s.returned, rw.MessageID)
 	switch {
-	case !c.Ack:
-		s.fail(f.row, "nacked by the broker (basic.nack): it could not take the message, "+
+	case !acked:
+		s.fail(rw, "nacked by the broker (basic.nack): it could not take the message, "+
 			"e.g. a queue with x-overflow=reject-publish is full or the message exceeds its x-max-length-bytes")
 	case wasReturned:
-		delete(s.returned, f.row.MessageID)
-		s.fail(f.row, fmt.Sprintf("returned by the broker: %d %s (no queue is bound to exchange %q and the relay publishes with mandatory)",
+		s.fail(rw, fmt.Sprintf("returned by the broker: %d %s (no queue is bound to exchange %q and the relay publishes with mandatory)",
 			ret.ReplyCode, ret.ReplyText, s.cfg.Exchange))
 	default:
-		s.confirm(f.row)
+		s.confirm(rw)
 	}
 }
 
@@ -201,7 +227,7 @@ func (s *session) drainReturns() {
 func (s *session) awaitConfirms(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
-	for len(s.inflight) > 0 {
+	for s.outstanding.Load() > 0 {
 		select {
 		case <-s.progress:
 		case <-s.chDone:
@@ -212,14 +238,13 @@ func (s *session) awaitConfirms(d time.Duration) {
 	}
 }
 
-// closeReason fills in why the channel closed. The broker's close reason is
-// queued on s.closes before the confirms channel closes; a connection that
-// broke is marked closed before its channels are.
+// closeReason fills in why the channel closed. A connection that broke is
+// marked closed before its channels are.
 func (s *session) closeReason(out *outcome) {
 	select {
-	case e, ok := <-s.closes:
-		if ok && e != nil {
-			out.err = e
+	case <-s.chDone:
+		if s.closeErr != nil {
+			out.err = s.closeErr
 		}
 	default:
 	}
@@ -232,44 +257,38 @@ func (s *session) closeReason(out *outcome) {
 // It reports ended when the session is over (the channel closed again or ctx
 // is done).
 func (s *session) isolate(suspects []*row) (outcome, bool) {
-	if len(suspects) == 0 {
-		return outcome{}, false
-	}
-	s.returned = map[string]amqp.Return{}
 	for i, rw := range suspects {
 		msg, err := message(rw)
 		if err != nil {
 			s.fail(rw, err.Error())
 			continue
 		}
-		tag := s.ch.GetNextPublishSeqNo()
-		if err := s.ch.PublishWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg); err != nil {
-			out := outcome{unconfirmed: suspects[i:], err: err}
-			out.connLost = s.conn.IsClosed()
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
+		if err == nil {
+			select {
+			case <-dc.Done():
+			case <-s.ctx.Done():
+				_ = s.ch.Close()
+				<-dc.Done()
+			}
+			if dc.Acked() || !s.ch.IsClosed() {
+				s.resolve(rw, dc.Acked())
+				continue
+			}
+		}
+		// The channel closed: this row is the culprit if the broker closed
+		// the channel over it, not if the connection broke or we stopped.
+		<-s.chDone
+		var out outcome
+		s.closeReason(&out)
+		if out.connLost || out.err == nil || s.ctx.Err() != nil {
+			out.unconfirmed = suspects[i:]
 			return out, true
 		}
-		select {
-		case c, ok := <-s.confirms:
-			if !ok {
-				var out outcome
-				s.closeReason(&out)
-				if out.connLost || out.err == nil {
-					out.unconfirmed = suspects[i:]
-					return out, true
-				}
-				s.fail(rw, "refused by the broker: "+out.err.Error())
-				s.release(suspects[i+1:]...)
-				return out, true
-			}
-			if c.DeliveryTag != tag {
-				s.release(suspects[i:]...)
-				return outcome{err: fmt.Errorf("publisher confirm %d, want %d", c.DeliveryTag, tag)}, true
-			}
-			s.inflight <- inflight{tag: tag, row: rw}
-			s.handleConfirm(c)
-		case <-s.ctx.Done():
-			return outcome{unconfirmed: suspects[i:]}, true
-		}
+		s.log.Debug("isolated the message that closed the channel", "id", rw.ID, "suspects", len(suspects))
+		s.fail(rw, "refused by the broker: "+out.err.Error())
+		s.release(suspects[i+1:]...)
+		return out, true
 	}
 	return outcome{}, false
 }

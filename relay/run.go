@@ -60,8 +60,11 @@ type run struct {
 
 	blocked blockedKeys // claimer only
 
-	sessionUp atomic.Bool   // a channel is open and a publisher waits for batches
-	batches   chan *batch   // claimLoop -> publisher; capacity 1 (one batch prefetched)
+	sessionUp atomic.Bool // a channel is open and a publisher waits for batches
+	batches   chan *batch // claimLoop -> publisher; capacity 1 (one batch prefetched)
+	// prefetch is true when the claimer may claim the next batch: the
+	// publisher has taken the previous one and checked that it is not stale.
+	prefetch  atomic.Bool
 	wantClaim chan struct{} // a claim would likely find rows (notify, session up)
 	kick      chan struct{} // failures/releases to write, or the publisher took a batch
 	markKick  chan struct{} // confirmed rows to mark
@@ -73,7 +76,7 @@ type run struct {
 }
 
 func newRun(ctx context.Context, r *Relay) *run {
-	return &run{
+	u := &run{
 		Relay:     r,
 		ctx:       ctx,
 		stop:      make(chan struct{}),
@@ -83,6 +86,15 @@ func newRun(ctx context.Context, r *Relay) *run {
 		kick:      make(chan struct{}, 1),
 		markKick:  make(chan struct{}, 1),
 	}
+	u.prefetch.Store(true)
+	return u
+}
+
+// pendingWrites reports whether failures or releases wait to be written.
+func (u *run) pendingWrites() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.failed) > 0 || len(u.released) > 0
 }
 
 func signal(c chan struct{}) {
@@ -102,12 +114,15 @@ func (u *run) confirm(rw *row) {
 }
 
 // fail records a refused row: it is retried after a backoff, or becomes dead.
+//
+// The row is recorded before the epoch changes: a claim that loads the new
+// epoch is then sure to see the row pending and to write it first (see claim).
 func (u *run) fail(rw *row, reason string) {
-	u.epoch.Add(1)
 	u.log.Warn("publish failed", "id", rw.ID, "key", rw.Key, "attempt", rw.Attempt+1, "err", reason)
 	u.mu.Lock()
 	u.failed = append(u.failed, failure{row: rw, reason: reason})
 	u.mu.Unlock()
+	u.epoch.Add(1)
 	signal(u.kick)
 }
 
@@ -117,10 +132,10 @@ func (u *run) release(rows ...*row) {
 	if len(rows) == 0 {
 		return
 	}
-	u.epoch.Add(1)
 	u.mu.Lock()
 	u.released = append(u.released, rows...)
 	u.mu.Unlock()
+	u.epoch.Add(1)
 	signal(u.kick)
 }
 
