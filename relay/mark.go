@@ -70,6 +70,8 @@ func (u *run) markConfirmed(db context.Context) bool {
 		u.mu.Unlock()
 		return false
 	}
+	u.unmarked.Add(-int64(len(ids)))
+	signal(u.marked)
 	n := tag.RowsAffected()
 	u.log.Debug("marked", "rows", n, "took", time.Since(start))
 	u.published.Add(n)

@@ -129,6 +129,10 @@ func (s *session) publishBatch(b *batch) bool {
 			s.fail(rw, err.Error()) // the rest of the batch goes stale
 			continue
 		}
+		if !s.awaitMarks() {
+			s.release(b.rows[i:]...)
+			return false
+		}
 		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
 		if err != nil {
 			// The channel or the connection is gone; rw may or may not
@@ -147,6 +151,22 @@ func (s *session) publishBatch(b *batch) bool {
 		case <-s.ctx.Done():
 			s.orphans = append(s.orphans, rw)
 			s.release(b.rows[i+1:]...)
+			return false
+		}
+	}
+	return true
+}
+
+// awaitMarks waits while a batch of confirmed rows waits to be marked
+// published (the database is slow or down). It reports false when the
+// channel is gone or ctx is done.
+func (s *session) awaitMarks() bool {
+	for s.unmarked.Load() >= int64(s.cfg.BatchSize) {
+		select {
+		case <-s.marked:
+		case <-s.chDone:
+			return false
+		case <-s.ctx.Done():
 			return false
 		}
 	}

@@ -68,6 +68,11 @@ type run struct {
 	wantClaim chan struct{} // a claim would likely find rows (notify, session up)
 	kick      chan struct{} // failures/releases to write, or the publisher took a batch
 	markKick  chan struct{} // confirmed rows to mark
+	marked    chan struct{} // the marker finished a round
+	// unmarked counts confirmed rows not yet marked published. The publisher
+	// pauses while it reaches BatchSize, so that a crash republishes at most
+	// BatchSize confirmed rows plus a window of unconfirmed ones.
+	unmarked atomic.Int64
 
 	mu        sync.Mutex
 	confirmed []*row
@@ -85,6 +90,7 @@ func newRun(ctx context.Context, r *Relay) *run {
 		wantClaim: make(chan struct{}, 1),
 		kick:      make(chan struct{}, 1),
 		markKick:  make(chan struct{}, 1),
+		marked:    make(chan struct{}, 1),
 	}
 	u.prefetch.Store(true)
 	return u
@@ -107,6 +113,7 @@ func signal(c chan struct{}) {
 // confirm hands a row the broker acknowledged to the marker.
 func (u *run) confirm(rw *row) {
 	u.metrics.observeConfirm(time.Since(rw.claimedAt))
+	u.unmarked.Add(1)
 	u.mu.Lock()
 	u.confirmed = append(u.confirmed, rw)
 	u.mu.Unlock()
