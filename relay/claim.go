@@ -13,9 +13,11 @@ import (
 )
 
 var (
-	claimSettingsSQL   = jsql.Statement("relay_claim_settings")
+	beginSQL           = jsql.Statement("relay_begin")
+	commitSQL          = jsql.Statement("relay_commit")
+	rollbackSQL        = jsql.Statement("relay_rollback")
+	settingsSQL        = jsql.Statement("relay_settings")
 	claimCandidatesSQL = jsql.Statement("relay_claim_candidates")
-	claimKeyRowsSQL    = jsql.Statement("relay_claim_key_rows")
 	claimLeaseSQL      = jsql.Statement("relay_claim_lease")
 	markFailedSQL      = jsql.Statement("relay_mark_failed")
 	releaseSQL         = jsql.Statement("relay_release")
@@ -83,12 +85,7 @@ func (u *run) claim(db context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
 	start := time.Now()
-	var c claimResult
-	err := pgx.BeginFunc(ctx, u.pool, func(tx pgx.Tx) error {
-		var err error
-		c, err = u.claimTx(ctx, tx, start, u.blocked.keys(start))
-		return err
-	})
+	c, err := u.claimTx(ctx, start, u.blocked.keys(start))
 	if err != nil {
 		return false, err
 	}
@@ -117,20 +114,39 @@ type claimResult struct {
 	blocked    []string // keys whose candidates stopped at a barrier
 }
 
-// claimTx runs the three steps of a claim in tx: lock candidates, read their
-// keys' earlier rows, lease the claimable candidates.
-func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time, skip []string) (claimResult, error) {
-	var c claimResult
-	b := &pgx.Batch{}
-	b.Queue(claimSettingsSQL)
-	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, skip)
-	res := tx.SendBatch(ctx, b)
-	if _, err := res.Exec(); err != nil {
-		res.Close()
+// claimTx runs a claim as one transaction in two round trips: begin and
+// lock the candidates; then lease the claimable ones and commit.
+func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c claimResult, err error) {
+	conn, err := u.pool.Acquire(ctx)
+	if err != nil {
 		return c, err
 	}
-	rows, _ := res.Query()
-	cands, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
+	defer conn.Release()
+	done := false
+	defer func() {
+		if !done {
+			// Ends the transaction; a connection that cannot is not reused
+			// by the pool (it is not idle).
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_, _ = conn.Exec(rctx, rollbackSQL)
+		}
+	}()
+
+	b := &pgx.Batch{}
+	b.Queue(beginSQL)
+	b.Queue(settingsSQL)
+	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, skip)
+	res := conn.SendBatch(ctx, b)
+	_, err = res.Exec()
+	if err == nil {
+		_, err = res.Exec()
+	}
+	var cands []keyRow
+	if err == nil {
+		rows, _ := res.Query()
+		cands, err = pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
+	}
 	if cerr := res.Close(); err == nil {
 		err = cerr
 	}
@@ -140,26 +156,21 @@ func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time, skip []st
 	}
 
 	lastID := map[string]int64{}
-	for _, k := range cands {
+	ids := make([]int64, len(cands))
+	for i, k := range cands {
 		lastID[k.Key] = max(lastID[k.Key], k.ID)
+		ids[i] = k.ID
 	}
 	keys := make([]string, 0, len(lastID))
 	lasts := make([]int64, 0, len(lastID))
 	for k, id := range lastID {
 		keys, lasts = append(keys, k), append(lasts, id)
 	}
-	rows, _ = tx.Query(ctx, claimKeyRowsSQL, keys, lasts, u.cfg.ID)
-	keyRows, err := pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
-	if err != nil {
-		return c, err
-	}
-	var ids []int64
-	ids, c.blocked = claimable(cands, keyRows)
-	if len(ids) == 0 {
-		return c, nil
-	}
-
-	rows, _ = tx.Query(ctx, claimLeaseSQL, u.cfg.ID, ids, millis(u.cfg.Lease))
+	b = &pgx.Batch{}
+	b.Queue(claimLeaseSQL, keys, lasts, ids, u.cfg.ID, millis(u.cfg.Lease))
+	b.Queue(commitSQL)
+	res = conn.SendBatch(ctx, b)
+	rows, _ := res.Query()
 	c.rows, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
 		rw := &row{claimedAt: start}
 		var attempt int32
@@ -167,7 +178,18 @@ func (u *run) claimTx(ctx context.Context, tx pgx.Tx, start time.Time, skip []st
 		rw.Attempt = int(attempt)
 		return rw, err
 	})
-	return c, err
+	if err == nil {
+		_, err = res.Exec()
+	}
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return claimResult{}, err
+	}
+	done = true
+	c.blocked = blockedOf(cands, c.rows)
+	return c, nil
 }
 
 // keyRow is an outbox row's key and id.
@@ -176,37 +198,22 @@ type keyRow struct {
 	ID  int64
 }
 
-// claimable returns the ids of the candidates that may be claimed, and the
-// keys that have candidates it may not claim. keyRows are, per candidate
-// key, the key's pending rows up to its last candidate that this relay does
-// not lease itself. A candidate is claimable when no such row of its key with
-// a smaller id is missing from the candidates: that row is leased by another
-// relay, backing off or being claimed by another relay right now, and the
-// candidate must not overtake it.
-func claimable(cands, keyRows []keyRow) (ids []int64, blocked []string) {
-	isCand := make(map[int64]bool, len(cands))
+// blockedOf returns the keys of the candidates that were not claimed: an
+// earlier row of theirs is held by another relay or backing off.
+func blockedOf(cands []keyRow, claimed []*row) []string {
+	got := make(map[int64]bool, len(claimed))
+	for _, rw := range claimed {
+		got[rw.ID] = true
+	}
+	seen := map[string]bool{}
+	var keys []string
 	for _, c := range cands {
-		isCand[c.ID] = true
-	}
-	barrier := map[string]int64{}
-	for _, kr := range keyRows {
-		if isCand[kr.ID] {
-			continue
-		}
-		if b, ok := barrier[kr.Key]; !ok || kr.ID < b {
-			barrier[kr.Key] = kr.ID
+		if !got[c.ID] && !seen[c.Key] {
+			seen[c.Key] = true
+			keys = append(keys, c.Key)
 		}
 	}
-	ids = make([]int64, 0, len(cands))
-	for _, c := range cands {
-		if b, ok := barrier[c.Key]; !ok || c.ID < b {
-			ids = append(ids, c.ID)
-		}
-	}
-	for k := range barrier {
-		blocked = append(blocked, k)
-	}
-	return ids, blocked
+	return keys
 }
 
 // writeFailuresAndReleases records the failed rows (retry or dead) and gives

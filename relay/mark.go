@@ -4,6 +4,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
 	jsql "github.com/jobsd/jobsd/sql"
 )
 
@@ -60,7 +63,18 @@ func (u *run) markConfirmed(db context.Context) bool {
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
 	start := time.Now()
-	tag, err := u.pool.Exec(ctx, stmt, ids)
+	b := &pgx.Batch{}
+	b.Queue(settingsSQL)
+	b.Queue(stmt, ids)
+	res := u.pool.SendBatch(ctx, b)
+	_, err := res.Exec()
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = res.Exec()
+	}
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		// Until marked, the rows stay leased; if the lease runs out first they
 		// are published again (a duplicate, never a loss).

@@ -9,7 +9,7 @@ FROM outbox_event o
 WHERE o.state = 'pending'
   AND o.available_at <= now()
   AND (o.claimed_until IS NULL OR o.claimed_until < now())
-  AND o.key <> ALL ($2::text[])
+  AND o.key <> ALL (coalesce($2::text[], '{}'))
 ORDER BY o.id
 LIMIT $1
 FOR UPDATE SKIP LOCKED;
