@@ -136,16 +136,25 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c cl
 	b := &pgx.Batch{}
 	b.Queue(beginSQL)
 	b.Queue(settingsSQL)
-	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, skip)
+	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, u.cfg.ID, skip)
 	res := conn.SendBatch(ctx, b)
 	_, err = res.Exec()
 	if err == nil {
 		_, err = res.Exec()
 	}
-	var cands []keyRow
+	var cands, keyRows []keyRow
 	if err == nil {
 		rows, _ := res.Query()
-		cands, err = pgx.CollectRows(rows, pgx.RowToStructByPos[keyRow])
+		var kr keyRow
+		var candidate bool
+		_, err = pgx.ForEachRow(rows, []any{&kr.Key, &kr.ID, &candidate}, func() error {
+			if candidate {
+				cands = append(cands, kr)
+			} else {
+				keyRows = append(keyRows, kr)
+			}
+			return nil
+		})
 	}
 	if cerr := res.Close(); err == nil {
 		err = cerr
@@ -154,20 +163,15 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c cl
 	if err != nil || len(cands) == 0 {
 		return c, err
 	}
+	slices.SortFunc(cands, func(a, b keyRow) int { return cmp.Compare(a.ID, b.ID) })
+	var ids []int64
+	ids, c.blocked = claimable(cands, keyRows)
+	if len(ids) == 0 {
+		return c, nil
+	}
 
-	lastID := map[string]int64{}
-	ids := make([]int64, len(cands))
-	for i, k := range cands {
-		lastID[k.Key] = max(lastID[k.Key], k.ID)
-		ids[i] = k.ID
-	}
-	keys := make([]string, 0, len(lastID))
-	lasts := make([]int64, 0, len(lastID))
-	for k, id := range lastID {
-		keys, lasts = append(keys, k), append(lasts, id)
-	}
 	b = &pgx.Batch{}
-	b.Queue(claimLeaseSQL, keys, lasts, ids, u.cfg.ID, millis(u.cfg.Lease))
+	b.Queue(claimLeaseSQL, u.cfg.ID, ids, millis(u.cfg.Lease))
 	b.Queue(commitSQL)
 	res = conn.SendBatch(ctx, b)
 	rows, _ := res.Query()
@@ -188,7 +192,6 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c cl
 		return claimResult{}, err
 	}
 	done = true
-	c.blocked = blockedOf(cands, c.rows)
 	return c, nil
 }
 
@@ -198,22 +201,37 @@ type keyRow struct {
 	ID  int64
 }
 
-// blockedOf returns the keys of the candidates that were not claimed: an
-// earlier row of theirs is held by another relay or backing off.
-func blockedOf(cands []keyRow, claimed []*row) []string {
-	got := make(map[int64]bool, len(claimed))
-	for _, rw := range claimed {
-		got[rw.ID] = true
-	}
-	seen := map[string]bool{}
-	var keys []string
+// claimable returns the ids of the candidates that may be claimed, and the
+// keys that have candidates it may not claim. keyRows are, per candidate
+// key, the key's pending rows up to its last candidate that this relay does
+// not lease itself. A candidate is claimable when no such row of its key with
+// a smaller id is missing from the candidates: that row is leased by another
+// relay, backing off or being claimed by another relay right now, and the
+// candidate must not overtake it.
+func claimable(cands, keyRows []keyRow) (ids []int64, blocked []string) {
+	isCand := make(map[int64]bool, len(cands))
 	for _, c := range cands {
-		if !got[c.ID] && !seen[c.Key] {
-			seen[c.Key] = true
-			keys = append(keys, c.Key)
+		isCand[c.ID] = true
+	}
+	barrier := map[string]int64{}
+	for _, kr := range keyRows {
+		if isCand[kr.ID] {
+			continue
+		}
+		if b, ok := barrier[kr.Key]; !ok || kr.ID < b {
+			barrier[kr.Key] = kr.ID
 		}
 	}
-	return keys
+	ids = make([]int64, 0, len(cands))
+	for _, c := range cands {
+		if b, ok := barrier[c.Key]; !ok || c.ID < b {
+			ids = append(ids, c.ID)
+		}
+	}
+	for k := range barrier {
+		blocked = append(blocked, k)
+	}
+	return ids, blocked
 }
 
 // writeFailuresAndReleases records the failed rows (retry or dead) and gives

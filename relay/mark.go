@@ -15,8 +15,12 @@ var (
 	deletePublishedSQL = jsql.Statement("relay_delete_published")
 )
 
-// markRetryDelay is the pause before marking again after the database failed.
-const markRetryDelay = 500 * time.Millisecond
+const (
+	// markRetryDelay is the pause before marking again after the database failed.
+	markRetryDelay = 500 * time.Millisecond
+	// markCoalesce is how long the marker lets confirms gather at low rates.
+	markCoalesce = 5 * time.Millisecond
+)
 
 // markLoop marks the rows the broker confirmed as published (or deletes them
 // when Retention is 0), in bulk: each statement takes every confirm that
@@ -26,6 +30,14 @@ func (u *run) markLoop() {
 	for {
 		select {
 		case <-u.markKick:
+			// Let a few more confirms join this round unless a batch is
+			// already waiting: fewer, larger statements at low rates.
+			if u.unmarked.Load() < int64(u.cfg.BatchSize)/2 {
+				select {
+				case <-time.After(markCoalesce):
+				case <-u.stop:
+				}
+			}
 			if !u.markConfirmed(db) {
 				select {
 				case <-u.stop:

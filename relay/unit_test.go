@@ -15,11 +15,21 @@ import (
 	"github.com/jobsd/jobsd/outbox"
 )
 
-func TestBlockedOf(t *testing.T) {
+func TestClaimable(t *testing.T) {
 	t.Parallel()
-	cands := []keyRow{{"a", 1}, {"b", 2}, {"a", 3}, {"c", 5}, {"c", 6}}
-	require.ElementsMatch(t, []string{"a", "c"}, blockedOf(cands, []*row{{ID: 1}, {ID: 2}}))
-	require.Empty(t, blockedOf(cands, []*row{{ID: 1}, {ID: 2}, {ID: 3}, {ID: 5}, {ID: 6}}))
+	cands := []keyRow{{"a", 1}, {"b", 2}, {"a", 3}, {"c", 5}, {"a", 6}, {"b", 7}}
+	keyRows := []keyRow{
+		{"a", 1}, {"a", 3}, {"a", 4}, {"a", 6}, // 4 is not a candidate: a stops before it
+		{"b", 2}, {"b", 7}, // b is complete
+		{"c", 0}, {"c", 5}, // c's earlier row 0 is held elsewhere: c is blocked
+	}
+	ids, blocked := claimable(cands, keyRows)
+	require.Equal(t, []int64{1, 2, 3, 7}, ids)
+	require.ElementsMatch(t, []string{"a", "c"}, blocked)
+
+	ids, blocked = claimable(cands[:2], []keyRow{{"a", 1}, {"b", 2}})
+	require.Equal(t, []int64{1, 2}, ids)
+	require.Empty(t, blocked)
 }
 
 func TestRedactURL(t *testing.T) {
