@@ -2,8 +2,8 @@ package relay
 
 import "time"
 
-// maxBlockedKeys bounds the keys a claim skips.
-const maxBlockedKeys = 10_000
+// maxBlockedKeys bounds the keys a claim skips (the check is linear in them).
+const maxBlockedKeys = 1000
 
 // blockedKeys remembers, for a short while, keys whose earlier rows another
 // relay holds or that back off after a failed publish. Claims skip them, so

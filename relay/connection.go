@@ -54,6 +54,16 @@ func (u *run) dial() (*amqp.Connection, error) {
 // unconfirmed messages are published again one by one on a new channel to
 // find the culprit. It returns when the connection is lost or ctx is done.
 func (u *run) serveConnection(conn *amqp.Connection, b *backoff) error {
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	go func() {
+		for bl := range blocked { // closed with the connection
+			if bl.Active {
+				u.log.Warn("the broker blocks publishing (resource alarm: memory or disk); rows wait", "reason", bl.Reason)
+			} else {
+				u.log.Info("the broker accepts publishing again")
+			}
+		}
+	}()
 	var suspects []*row
 	for {
 		s, err := u.openSession(conn)

@@ -195,7 +195,7 @@ func (s *session) confirmLoop() outcome {
 				return out
 			}
 		}
-		<-f.dc.Done()
+		s.awaitConfirm(f.dc)
 		s.outstanding.Add(-1)
 		if !f.dc.Acked() && s.ch.IsClosed() {
 			out.unconfirmed = append(out.unconfirmed, f.row)
@@ -205,6 +205,30 @@ func (s *session) confirmLoop() outcome {
 		signal(s.progress)
 	}
 }
+
+// awaitConfirm waits for dc. A broker that does not confirm within the
+// confirm timeout is taken as broken: the connection is closed, which resolves
+// every outstanding confirm as "unknown", and the relay reconnects.
+func (s *session) awaitConfirm(dc *amqp.DeferredConfirmation) {
+	select {
+	case <-dc.Done():
+		return
+	default:
+	}
+	t := time.NewTimer(confirmTimeout(s.cfg.Lease))
+	defer t.Stop()
+	select {
+	case <-dc.Done():
+	case <-t.C:
+		s.log.Warn("no publisher confirm from the broker in time; reconnecting", "timeout", confirmTimeout(s.cfg.Lease))
+		_ = s.conn.Close()
+		<-dc.Done()
+	}
+}
+
+// confirmTimeout is half the lease, at least 2s: a confirm later than that
+// risks the lease running out while the row is still in flight.
+func confirmTimeout(lease time.Duration) time.Duration { return max(lease/2, 2*time.Second) }
 
 // resolve records the broker's answer for a row: ack (unless the message
 // came back with basic.return) or nack.
@@ -289,8 +313,8 @@ func (s *session) isolate(suspects []*row) (outcome, bool) {
 			case <-dc.Done():
 			case <-s.ctx.Done():
 				_ = s.ch.Close()
-				<-dc.Done()
 			}
+			s.awaitConfirm(dc)
 			if dc.Acked() || !s.ch.IsClosed() {
 				s.resolve(rw, dc.Acked())
 				continue
