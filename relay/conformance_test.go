@@ -89,6 +89,25 @@ func TestRelaySurvivesBrokerConnectionLoss(t *testing.T) {
 	require.Empty(t, h.got.orderViolations())
 }
 
+// TestRelayStartsWithBrokerDown: events committed while the relay cannot
+// reach the broker stay pending and go out once it is back.
+func TestRelayStartsWithBrokerDown(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	p := h.broker.NewProxy()
+	p.Refuse(true)
+	r := h.start(p.URL, h.config())
+	for i := 0; i < 10; i++ {
+		write(t, h.db.Pool, outbox.Event{Topic: "test.down", Key: "k", Payload: seqPayload{Key: "k", Seq: i}})
+	}
+	require.False(t, r.BrokerConnected())
+	require.Equal(t, 10, countWhere(t, h, `state = 'pending' AND claimed_by IS NULL`), "nothing is claimed without a broker")
+	p.Refuse(false)
+	h.got.waitDistinct(t, 10)
+	require.True(t, r.BrokerConnected())
+	require.Empty(t, h.got.orderViolations())
+}
+
 func TestRelayPerKeyOrderWithTwoRelays(t *testing.T) {
 	t.Parallel()
 	h := setup(t, harnessOpts{})
