@@ -141,9 +141,9 @@ func (s *session) publishBatch(b *batch) bool {
 			s.release(b.rows[i+1:]...)
 			return false
 		}
-		s.outstanding.Add(1)
 		select {
 		case s.inflight <- inflight{dc: dc, row: rw}:
+			s.outstanding.Add(1)
 		case <-s.chDone:
 			s.orphans = append(s.orphans, rw)
 			s.release(b.rows[i+1:]...)
