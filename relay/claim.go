@@ -117,7 +117,7 @@ type claimResult struct {
 // claimTx runs a claim as one transaction in two round trips: begin and
 // lock the candidates; then lease the claimable ones and commit.
 func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c claimResult, err error) {
-	conn, err := u.pool.Acquire(ctx)
+	conn, err := u.db.Acquire(ctx)
 	if err != nil {
 		return c, err
 	}
@@ -261,7 +261,7 @@ func (u *run) writeFailuresAndReleases(db context.Context) bool {
 		for i, rw := range released {
 			ids[i] = rw.ID
 		}
-		if _, err := u.pool.Exec(ctx, releaseSQL, u.cfg.ID, ids); err != nil {
+		if _, err := u.db.Exec(ctx, releaseSQL, u.cfg.ID, ids); err != nil {
 			// Not lost: the lease runs out and the rows are claimed again.
 			u.log.Warn("cannot release rows; they are claimed again when their lease ends",
 				"rows", len(ids), "lease", u.cfg.Lease, "err", err)
@@ -276,7 +276,7 @@ func (u *run) writeFailures(ctx context.Context, failed []failure) error {
 	for i, f := range failed {
 		ids[i], reasons[i] = f.row.ID, f.reason
 	}
-	rows, err := u.pool.Query(ctx, markFailedSQL, u.cfg.ID, ids, reasons,
+	rows, err := u.db.Query(ctx, markFailedSQL, u.cfg.ID, ids, reasons,
 		millis(u.cfg.RetryBackoff), millis(RetryBackoffMax), u.cfg.MaxAttempts)
 	if err != nil {
 		return err

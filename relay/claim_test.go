@@ -16,6 +16,7 @@ func claimOnce(t *testing.T, db *testdb.DB, id string, batch int) claimResult {
 	r, err := New(db.Pool, "amqp://guest:guest@127.0.0.1:5672/", Config{ID: id, BatchSize: batch, Logger: testLogger()})
 	require.NoError(t, err)
 	u := newRun(context.Background(), r)
+	defer u.close()
 	c, err := u.claimTx(context.Background(), time.Now(), nil)
 	require.NoError(t, err)
 	return c

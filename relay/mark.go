@@ -78,7 +78,7 @@ func (u *run) markConfirmed(db context.Context) bool {
 	b := &pgx.Batch{}
 	b.Queue(settingsSQL)
 	b.Queue(stmt, ids)
-	res := u.pool.SendBatch(ctx, b)
+	res := u.db.SendBatch(ctx, b)
 	_, err := res.Exec()
 	var tag pgconn.CommandTag
 	if err == nil {

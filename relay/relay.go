@@ -76,6 +76,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer r.running.Store(false)
 
 	u := newRun(ctx, r)
+	defer u.close()
 	var wg sync.WaitGroup
 	start := func(f func()) {
 		wg.Add(1)

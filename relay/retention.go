@@ -37,7 +37,7 @@ func retentionInterval(retention time.Duration) time.Duration {
 func (u *run) sweep() {
 	deleted := int64(0)
 	for u.ctx.Err() == nil {
-		tag, err := u.pool.Exec(u.ctx, retentionSQL, millis(u.cfg.Retention), retentionBatch)
+		tag, err := u.db.Exec(u.ctx, retentionSQL, millis(u.cfg.Retention), retentionBatch)
 		if err != nil {
 			if u.ctx.Err() == nil {
 				u.log.Warn("retention: cannot delete published rows; retrying later", "err", err)

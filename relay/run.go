@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // row is one claimed outbox_event row.
@@ -51,6 +53,11 @@ type failure struct {
 type run struct {
 	*Relay
 
+	// db is the relay's own small pool, made from the caller's pool's
+	// configuration, so that application load cannot make claims and marks
+	// wait for a connection.
+	db *pgxpool.Pool
+
 	ctx  context.Context // done when Run's ctx is done
 	stop chan struct{}   // closed once the broker side has stopped for good
 
@@ -80,9 +87,19 @@ type run struct {
 	released  []*row
 }
 
+// relayConns is the size of the relay's own pool: claimer, marker, retention.
+const relayConns = 3
+
 func newRun(ctx context.Context, r *Relay) *run {
+	db := r.pool
+	cfg := r.pool.Config()
+	cfg.MaxConns, cfg.MinConns = relayConns, 0
+	if own, err := pgxpool.NewWithConfig(ctx, cfg); err == nil {
+		db = own
+	}
 	u := &run{
 		Relay:     r,
+		db:        db,
 		ctx:       ctx,
 		stop:      make(chan struct{}),
 		blocked:   blockedKeys{},
@@ -94,6 +111,13 @@ func newRun(ctx context.Context, r *Relay) *run {
 	}
 	u.prefetch.Store(true)
 	return u
+}
+
+// close closes the relay's own pool.
+func (u *run) close() {
+	if u.db != u.pool {
+		u.db.Close()
+	}
 }
 
 // pendingWrites reports whether failures or releases wait to be written.
