@@ -73,7 +73,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Usage: "Postgres connection URL"},
 			&cli.StringFlag{Name: "amqp-url", EnvVars: []string{"AMQP_URL"}, Value: amqpURLDefault,
 				DefaultText: database.Redact(amqpURLDefault), // --help never shows a password
-				Usage: "RabbitMQ connection URL"},
+				Usage:       "RabbitMQ connection URL"},
 			&cli.StringFlag{Name: "log-format", EnvVars: []string{"JOBSD_LOG_FORMAT"}, Value: "text",
 				Usage: "log format: text or json"},
 			&cli.StringFlag{Name: "log-level", EnvVars: []string{"JOBSD_LOG_LEVEL"}, Value: "info",

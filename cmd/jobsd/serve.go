@@ -9,6 +9,7 @@ import (
 	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/internal/server"
 	"github.com/jobsd/jobsd/jobs"
+	"github.com/jobsd/jobsd/relay"
 )
 
 func serveCommand() *cli.Command {
@@ -21,6 +22,8 @@ func serveCommand() *cli.Command {
 			"River UI can cancel, retry and delete jobs: with --ui-user and --ui-password, /riverui/ and\n" +
 			"/metrics need HTTP basic auth (/signup, /healthz, /readyz stay open). serve refuses to listen\n" +
 			"on a non-loopback --http-addr without them. Prefer the environment for the password.\n\n" +
+			"The relay publishes committed outbox events to the --exchange fanout exchange at --amqp-url,\n" +
+			"with publisher confirms; several serve processes share the outbox safely (leases, per-key order).\n\n" +
 			"Examples:\n   jobsd serve\n   jobsd serve --fail-rate 0.3 --fail-service food --http-addr 127.0.0.1:8081\n" +
 			"   JOBSD_UI_USER=ops JOBSD_UI_PASSWORD=... jobsd serve --http-addr 0.0.0.0:8080",
 		Flags: []cli.Flag{
@@ -39,6 +42,22 @@ func serveCommand() *cli.Command {
 				Usage: "poll instead of LISTEN/NOTIFY (for PgBouncer in transaction mode)"},
 			&cli.BoolFlag{Name: "no-relay", EnvVars: []string{"JOBSD_NO_RELAY"},
 				Usage: "do not run the outbox relay in this process"},
+			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_EXCHANGE"}, Value: relay.ExchangeDefault,
+				Usage: "durable fanout exchange the relay publishes to (declared at start)"},
+			&cli.DurationFlag{Name: "relay-poll", EnvVars: []string{"JOBSD_RELAY_POLL"}, Value: relay.PollIntervalDefault,
+				Usage: "relay poll interval when no notification wakes it (rows inserted while LISTEN was down, retries)"},
+			&cli.DurationFlag{Name: "relay-lease", EnvVars: []string{"JOBSD_RELAY_LEASE"}, Value: relay.LeaseDefault,
+				Usage: "how long a relay holds the rows it claimed; a crashed relay's rows go to another after this"},
+			&cli.IntFlag{Name: "relay-batch", EnvVars: []string{"JOBSD_RELAY_BATCH"}, Value: relay.BatchSizeDefault,
+				Usage: "rows the relay claims at once"},
+			&cli.IntFlag{Name: "relay-window", EnvVars: []string{"JOBSD_RELAY_WINDOW"}, Value: relay.WindowDefault,
+				Usage: "messages awaiting their publisher confirm at once"},
+			&cli.IntFlag{Name: "relay-max-attempts", EnvVars: []string{"JOBSD_RELAY_MAX_ATTEMPTS"}, Value: relay.MaxAttemptsDefault,
+				Usage: "publishes the broker may refuse before an event becomes dead"},
+			&cli.BoolFlag{Name: "relay-mandatory", EnvVars: []string{"JOBSD_RELAY_MANDATORY"},
+				Usage: "publish with the mandatory flag: an event no queue is bound to is retried, then dead, instead of dropped"},
+			&cli.DurationFlag{Name: "outbox-retention", EnvVars: []string{"JOBSD_OUTBOX_RETENTION"}, Value: relay.RetentionDefault,
+				Usage: "delete published events after this; 0 deletes at once, a negative value keeps them"},
 			&cli.Float64Flag{Name: "fail-rate", EnvVars: []string{"JOBSD_FAIL_RATE"},
 				Usage: "fault injection: probability (0-1) that a profile call fails"},
 			&cli.StringFlag{Name: "fail-service", EnvVars: []string{"JOBSD_FAIL_SERVICE"},
@@ -72,12 +91,30 @@ func serveCommand() *cli.Command {
 					FailAttempts: c.Int("fail-attempts"),
 					Delay:        c.Duration("work-delay"),
 				}},
+				AMQPURL: c.String("amqp-url"),
+				NoRelay: c.Bool("no-relay"),
+				Relay: relay.Config{
+					Exchange:     c.String("exchange"),
+					BatchSize:    c.Int("relay-batch"),
+					Window:       c.Int("relay-window"),
+					PollInterval: c.Duration("relay-poll"),
+					Lease:        c.Duration("relay-lease"),
+					MaxAttempts:  c.Int("relay-max-attempts"),
+					Retention:    c.Duration("outbox-retention"),
+					Mandatory:    c.Bool("relay-mandatory"),
+				},
 			}
 			if c.Duration("metrics-interval") <= 0 {
 				return usagef("--metrics-interval must be positive")
 			}
 			if c.Int("workers") < 1 || c.Int("max-attempts") < 1 {
 				return usagef("--workers and --max-attempts must be at least 1")
+			}
+			if c.Int("relay-batch") < 1 || c.Int("relay-window") < 1 || c.Int("relay-max-attempts") < 1 {
+				return usagef("--relay-batch, --relay-window and --relay-max-attempts must be at least 1")
+			}
+			if c.String("exchange") == "" {
+				return usagef("--exchange must not be empty")
 			}
 			if err := cfg.Jobs.Faults.Validate(); err != nil {
 				return usagef("%v", err)

@@ -18,7 +18,8 @@ const maxSignupBody = 64 << 10
 //
 //	POST /signup   {"email","name"} -> 201 with the user id, job ids and event id
 //	GET  /healthz  200 while the process runs
-//	GET  /readyz   200 when the database answers, 503 otherwise
+//	GET  /readyz   200 when the database answers and the relay (unless
+//	               disabled) is connected to the broker, 503 otherwise
 //	GET  /metrics  Prometheus metrics (basic auth when UIUser is set)
 //	     /riverui/ River UI (basic auth when UIUser is set)
 func (s *Server) Handler() http.Handler {
@@ -65,6 +66,13 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if err := s.pool.Ping(ctx); err != nil {
 		checks["database"] = "unreachable"
 		status = http.StatusServiceUnavailable
+	}
+	if s.relay != nil {
+		checks["broker"] = "connected"
+		if !s.relay.BrokerConnected() {
+			checks["broker"] = "disconnected"
+			status = http.StatusServiceUnavailable
+		}
 	}
 	writeJSON(w, status, checks)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/jobsd/jobsd/jobs"
+	"github.com/jobsd/jobsd/relay"
 	"github.com/jobsd/jobsd/signup"
 )
 
@@ -62,6 +63,18 @@ type Config struct {
 
 	// Jobs configures the workers (fault injection).
 	Jobs jobs.Config
+
+	// Relay configures the outbox relay; see relay.Config for its defaults.
+	// PollOnly above also turns the relay's LISTEN off. Its Logger defaults
+	// to Logger.
+	Relay relay.Config
+
+	// AMQPURL is the RabbitMQ the relay publishes to. Required unless NoRelay.
+	AMQPURL string
+
+	// NoRelay runs no relay in this process (another process relays).
+	// Default false.
+	NoRelay bool
 
 	// Logger receives the logs. Default slog.Default().
 	Logger *slog.Logger
@@ -124,7 +137,8 @@ type Server struct {
 	pool   *pgxpool.Pool
 	river  *river.Client[pgx.Tx]
 	signup *signup.Service
-	ops    ops // metrics and River UI (ops.go)
+	ops    ops          // metrics and River UI (ops.go)
+	relay  *relay.Relay // nil with NoRelay
 }
 
 // New builds a Server on pool. It starts nothing; Run does.
@@ -160,15 +174,33 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	if err := s.initOps(); err != nil {
 		return nil, err
 	}
+	if !cfg.NoRelay {
+		rc := cfg.Relay
+		if rc.Logger == nil {
+			rc.Logger = cfg.Logger
+		}
+		if rc.Registerer == nil {
+			rc.Registerer = cfg.Registry
+		}
+		rc.PollOnly = rc.PollOnly || cfg.PollOnly
+		if s.relay, err = relay.New(pool, cfg.AMQPURL, rc); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
 // River returns the server's River client.
 func (s *Server) River() *river.Client[pgx.Tx] { return s.river }
 
-// Run starts the workers and the HTTP server and blocks until ctx is done,
-// then drains: HTTP stops taking requests, running jobs get ShutdownTimeout to
-// finish and are cancelled after that. It returns nil after a clean drain.
+// Relay returns the server's outbox relay, or nil with NoRelay.
+func (s *Server) Relay() *relay.Relay { return s.relay }
+
+// Run starts the workers, the relay and the HTTP server and blocks until ctx
+// is done, then drains: HTTP stops taking requests, running jobs get
+// ShutdownTimeout to finish and are cancelled after that, and the relay stops
+// last (it marks what the broker confirmed and releases the rest of its rows).
+// It returns nil after a clean drain.
 func (s *Server) Run(ctx context.Context) error {
 	log := s.cfg.Logger
 	opsCtx, stopOps := context.WithCancel(ctx)
@@ -195,6 +227,23 @@ func (s *Server) Run(ctx context.Context) error {
 	s.observeJobs()
 	log.Info("workers started", "workers", s.cfg.Workers)
 
+	// The relay outlives ctx until the workers stopped, so that events
+	// committed during the drain still go out.
+	relayCtx, stopRelay := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRelay()
+	relayDone := make(chan struct{})
+	if s.relay != nil {
+		go func() {
+			defer close(relayDone)
+			if err := s.relay.Run(relayCtx); err != nil {
+				log.Error("relay failed", "err", err)
+			}
+		}()
+	} else {
+		close(relayDone)
+		log.Info("relay disabled (--no-relay)")
+	}
+
 	select {
 	case <-ctx.Done():
 	case err := <-httpErr:
@@ -212,9 +261,13 @@ func (s *Server) Run(ctx context.Context) error {
 		hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer hardCancel()
 		if err := s.river.StopAndCancel(hardCtx); err != nil {
+			stopRelay()
+			<-relayDone
 			return fmt.Errorf("stop workers: %w", err)
 		}
 	}
+	stopRelay()
+	<-relayDone
 	log.Info("stopped")
 	return nil
 }

@@ -1,0 +1,135 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobsd/jobsd/internal/server"
+	"github.com/jobsd/jobsd/internal/testbroker"
+	"github.com/jobsd/jobsd/internal/testdb"
+	"github.com/jobsd/jobsd/relay"
+	"github.com/jobsd/jobsd/signup"
+)
+
+// runServer runs srv until the test ends and checks that Run returned nil.
+func runServer(t *testing.T, srv *server.Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(time.Minute):
+			t.Error("Run did not return after cancel")
+		}
+	})
+}
+
+func ready(t *testing.T, h http.Handler) (int, map[string]string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	var body map[string]string
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body))
+	return rec.Code, body
+}
+
+func TestReadyzReportsBroker(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	b := testbroker.New(t)
+	p := b.NewProxy()
+	srv, err := server.New(db.Pool, server.Config{
+		HTTPAddr: "-",
+		AMQPURL:  p.URL,
+		Relay:    relay.Config{Exchange: b.Name("readyz"), PollInterval: 100 * time.Millisecond},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	runServer(t, srv)
+	h := srv.Handler()
+	waitReady := func(code int, broker string) {
+		t.Helper()
+		require.Eventually(t, func() bool {
+			got, body := ready(t, h)
+			return got == code && body["broker"] == broker && body["database"] == "ok"
+		}, time.Minute, 5*time.Millisecond, "want /readyz %d with broker %s", code, broker)
+	}
+	waitReady(http.StatusOK, "connected")
+	p.Refuse(true)
+	p.Cut()
+	waitReady(http.StatusServiceUnavailable, "disconnected")
+	p.Refuse(false)
+	waitReady(http.StatusOK, "connected")
+}
+
+func TestReadyzWithoutRelay(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	srv, err := server.New(db.Pool, server.Config{HTTPAddr: "-", NoRelay: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	require.Nil(t, srv.Relay())
+	code, body := ready(t, srv.Handler())
+	require.Equal(t, http.StatusOK, code)
+	require.NotContains(t, body, "broker")
+}
+
+func TestNewRejectsBadRelayConfig(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	_, err := server.New(db.Pool, server.Config{AMQPURL: "amqp://guest:secret@127.0.0.1:5672/", Relay: relay.Config{Window: -1}})
+	require.ErrorContains(t, err, "window")
+	_, err = server.New(db.Pool, server.Config{AMQPURL: "nonsense://guest:secret@host/"})
+	require.ErrorContains(t, err, "invalid AMQP URL")
+	require.NotContains(t, err.Error(), "secret")
+}
+
+// TestSignupEventIsRelayed: a POST /signup commits a user, its jobs and an
+// event; the server's relay publishes the event to the exchange.
+func TestSignupEventIsRelayed(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	b := testbroker.New(t)
+	exchange := b.Name("signup")
+	ch := b.Channel()
+	require.NoError(t, ch.ExchangeDeclare(exchange, amqp.ExchangeFanout, true, false, false, false, nil))
+	_, err := ch.QueueDeclare(exchange, true, false, false, false, nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.QueueBind(exchange, "", exchange, false, nil))
+	deliveries, err := ch.Consume(exchange, "", true, false, false, false, nil)
+	require.NoError(t, err)
+
+	srv, err := server.New(db.Pool, server.Config{
+		HTTPAddr: "-", AMQPURL: b.URL,
+		Relay:  relay.Config{Exchange: exchange},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	runServer(t, srv)
+
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/signup",
+		strings.NewReader(`{"email":"ada@example.com","name":"Ada"}`)))
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	select {
+	case d := <-deliveries:
+		require.Equal(t, signup.Topic, d.Type)
+		require.Contains(t, string(d.Body), "ada@example.com")
+	case <-time.After(time.Minute):
+		t.Fatal("the signup event did not arrive")
+	}
+}

@@ -1,0 +1,39 @@
+package relay
+
+import "time"
+
+// maxBlockedKeys bounds the keys a claim skips (the check is linear in them).
+const maxBlockedKeys = 1000
+
+// blockedKeys remembers, for a short while, keys whose earlier rows another
+// relay holds or that back off after a failed publish. Claims skip them, so
+// that a blocked key with a large backlog cannot fill every batch while the
+// other keys wait. It is only an optimisation: the claim's per-key check keeps
+// the order whether or not a key is listed. Used by the claimer only.
+type blockedKeys map[string]time.Time
+
+// blockedKeyTTL is how long a blocked key is skipped: one poll interval, at
+// most a second.
+func blockedKeyTTL(poll time.Duration) time.Duration { return min(poll, time.Second) }
+
+func (b blockedKeys) add(keys []string, until time.Time) {
+	for _, k := range keys {
+		if len(b) >= maxBlockedKeys {
+			return
+		}
+		b[k] = until
+	}
+}
+
+// keys drops the expired entries and returns the others.
+func (b blockedKeys) keys(now time.Time) []string {
+	out := make([]string, 0, len(b))
+	for k, until := range b {
+		if now.After(until) {
+			delete(b, k)
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}

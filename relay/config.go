@@ -1,0 +1,162 @@
+package relay
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Config.
+const (
+	ExchangeDefault     = "analytics"
+	BatchSizeDefault    = 1000
+	WindowDefault       = 500
+	PollIntervalDefault = time.Second
+	LeaseDefault        = 30 * time.Second
+	MaxAttemptsDefault  = 10
+	RetentionDefault    = 24 * time.Hour
+	RetryBackoffDefault = time.Second
+
+	// RetryBackoffMax caps the per-row retry backoff.
+	RetryBackoffMax = 5 * time.Minute
+
+	// RetentionKeep, or any negative Retention, keeps published rows forever.
+	RetentionKeep time.Duration = -1
+)
+
+// Config configures a Relay. Zero fields take the documented defaults (except
+// Retention, where zero means "at once"); New never modifies the caller's copy.
+type Config struct {
+	// Exchange is the durable fanout exchange the relay publishes to. It is
+	// declared (idempotently) at every connection. Default ExchangeDefault.
+	Exchange string
+
+	// BatchSize is how many rows one claim takes. Default BatchSizeDefault.
+	BatchSize int
+
+	// Window is how many published messages may wait for their publisher
+	// confirm at once (pipelined confirms). Default WindowDefault.
+	Window int
+
+	// PollInterval is how often the relay looks for pending rows when no
+	// notification woke it: rows inserted while LISTEN was down, rows whose
+	// retry backoff or lease ran out. Default PollIntervalDefault.
+	PollInterval time.Duration
+
+	// Lease is how long a claim holds its rows. A relay that dies keeps its
+	// rows until the lease runs out, then any relay takes them. It must be far
+	// longer than publishing one batch takes. Default LeaseDefault; at least 100ms.
+	Lease time.Duration
+
+	// MaxAttempts is how many failed publishes (nacked, returned, refused by
+	// the broker) a row gets before it becomes dead. Default MaxAttemptsDefault.
+	MaxAttempts int
+
+	// RetryBackoff is the delay before a failed row is tried again; it doubles
+	// with each attempt (with ±25% jitter), up to RetryBackoffMax.
+	// Default RetryBackoffDefault.
+	RetryBackoff time.Duration
+
+	// Retention is how long published rows are kept before they are deleted
+	// (in batches, off the publish path). Unlike other fields the zero value is
+	// meaningful: 0 deletes a row as soon as the broker confirmed it. Negative
+	// (RetentionKeep) keeps published rows forever. `jobsd serve` passes
+	// RetentionDefault (24h) unless --outbox-retention says otherwise.
+	Retention time.Duration
+
+	// Mandatory publishes with the mandatory flag: a message that no queue is
+	// bound to comes back (basic.return) and the row is retried with backoff,
+	// then dead, instead of being dropped by the broker. Default false: an
+	// event nobody subscribed to is considered delivered.
+	Mandatory bool
+
+	// PollOnly disables LISTEN/NOTIFY (for PgBouncer in transaction mode): the
+	// relay then only polls every PollInterval. Default false.
+	PollOnly bool
+
+	// ID identifies this relay in outbox_event.claimed_by. It must be unique
+	// among running relays. Default hostname-pid-random.
+	ID string
+
+	// Logger receives the logs. Default slog.Default().
+	Logger *slog.Logger
+
+	// Registerer, when set, receives the relay's metrics:
+	// jobsd_outbox_published_total, jobsd_relay_publish_failures_total,
+	// jobsd_relay_publish_duration_seconds (claim to confirm, per message) and
+	// jobsd_relay_broker_connected. Default nil: no metrics.
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Exchange == "" {
+		c.Exchange = ExchangeDefault
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = BatchSizeDefault
+	}
+	if c.Window == 0 {
+		c.Window = WindowDefault
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = PollIntervalDefault
+	}
+	if c.Lease == 0 {
+		c.Lease = LeaseDefault
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = MaxAttemptsDefault
+	}
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = RetryBackoffDefault
+	}
+	if c.ID == "" {
+		c.ID = defaultID()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	switch {
+	case len(c.Exchange) > 255:
+		return fmt.Errorf("relay: exchange name is longer than 255 bytes")
+	case c.BatchSize < 1 || c.BatchSize > 100_000:
+		return fmt.Errorf("relay: batch size must be between 1 and 100000, got %d", c.BatchSize)
+	case c.Window < 1 || c.Window > 100_000:
+		return fmt.Errorf("relay: window must be between 1 and 100000, got %d", c.Window)
+	case c.PollInterval < time.Millisecond:
+		return fmt.Errorf("relay: poll interval must be at least 1ms, got %v", c.PollInterval)
+	case c.Lease < 100*time.Millisecond:
+		return fmt.Errorf("relay: lease must be at least 100ms, got %v", c.Lease)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("relay: max attempts must be at least 1, got %d", c.MaxAttempts)
+	case c.RetryBackoff < 0:
+		return fmt.Errorf("relay: retry backoff must not be negative, got %v", c.RetryBackoff)
+	case len(c.ID) > 200:
+		return fmt.Errorf("relay: ID is longer than 200 bytes")
+	}
+	for _, r := range c.Exchange {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {
+			return fmt.Errorf("relay: exchange name %q may contain only letters, digits, '-', '_', '.' and ':'", c.Exchange)
+		}
+	}
+	return nil
+}
+
+func defaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "relay"
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+}

@@ -1,0 +1,381 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/jobsd/jobsd/outbox"
+)
+
+// The relay's guarantees, each checked against the real Postgres and
+// RabbitMQ: every committed event arrives (connection cuts, held
+// transactions, crashed relays), per-key order holds with two relays, a
+// poison row dies without blocking other keys.
+
+func TestRelayNeverSkipsHeldTransaction(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	r := h.start(h.broker.URL, h.config())
+	ctx := context.Background()
+
+	// A transaction writes an event and stays open...
+	tx, err := h.db.Pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	late, err := outbox.WriteReturningIDs(ctx, tx, outbox.Event{Topic: "test.late", Key: "late", Payload: seqPayload{Key: "late"}})
+	require.NoError(t, err)
+
+	// ...while later events (higher ids) commit and are relayed, over
+	// several relay passes.
+	for pass := 1; pass <= 5; pass++ {
+		for i := 0; i < 4; i++ {
+			ids := write(t, h.db.Pool, outbox.Event{Topic: "test.early", Key: fmt.Sprintf("k%d-%d", pass, i), Payload: seqPayload{}})
+			require.Greater(t, ids[0], late[0])
+		}
+		h.got.waitDistinct(t, 4*pass)
+	}
+	require.Eventually(t, func() bool { return r.published.Load() == 20 }, waitTimeout, 5*time.Millisecond)
+
+	// The late event commits after all of them: it must still arrive.
+	require.NoError(t, tx.Commit(ctx))
+	h.got.waitDistinct(t, 21)
+	var lateMessageID string
+	require.NoError(t, h.db.Pool.QueryRow(ctx, `SELECT message_id::text FROM outbox_event WHERE id = $1`, late[0]).Scan(&lateMessageID))
+	h.got.mu.Lock()
+	defer h.got.mu.Unlock()
+	require.Contains(t, h.got.distinct, lateMessageID)
+}
+
+func TestRelaySurvivesBrokerConnectionLoss(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	p := h.broker.NewProxy()
+	cfg := h.config()
+	cfg.BatchSize = 200
+	cfg.Window = 100
+	r := h.start(p.URL, cfg)
+	const n = 2000
+	insertSeries(t, h.db.Pool, n, 50)
+
+	// Cut the connection mid-stream: the relay reconnects at once.
+	h.got.waitDistinct(t, 300)
+	p.Cut()
+
+	// Take the broker away for a while: nothing is lost meanwhile.
+	h.got.waitDistinct(t, 900)
+	p.Refuse(true)
+	p.Cut()
+	require.Eventually(t, func() bool { return !r.BrokerConnected() }, waitTimeout, time.Millisecond)
+	_, before := h.got.counts()
+	require.Less(t, before, n, "the test must cut the broker before the relay drained everything")
+	counts := stateCounts(t, h.db.Pool)
+	require.Zero(t, counts["dead"])
+	require.Greater(t, counts["pending"], 0)
+
+	p.Refuse(false)
+	h.got.waitDistinct(t, n)
+	require.Eventually(t, func() bool { return stateCounts(t, h.db.Pool)["published"] == n }, waitTimeout, 10*time.Millisecond)
+	require.True(t, r.BrokerConnected())
+	total, distinct := h.got.counts()
+	t.Logf("connection loss: %d messages received, %d distinct, %d duplicates", total, distinct, total-distinct)
+	require.Empty(t, h.got.orderViolations())
+}
+
+// TestRelayStartsWithBrokerDown: events committed while the relay cannot
+// reach the broker stay pending and go out once it is back.
+func TestRelayStartsWithBrokerDown(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	p := h.broker.NewProxy()
+	p.Refuse(true)
+	r := h.start(p.URL, h.config())
+	for i := 0; i < 10; i++ {
+		write(t, h.db.Pool, outbox.Event{Topic: "test.down", Key: "k", Payload: seqPayload{Key: "k", Seq: i}})
+	}
+	require.False(t, r.BrokerConnected())
+	require.Equal(t, 10, countWhere(t, h, `state = 'pending' AND claimed_by IS NULL`), "nothing is claimed without a broker")
+	p.Refuse(false)
+	h.got.waitDistinct(t, 10)
+	require.True(t, r.BrokerConnected())
+	require.Empty(t, h.got.orderViolations())
+}
+
+func TestRelayPerKeyOrderWithTwoRelays(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	relays := make([]*Relay, 2)
+	for i := range relays {
+		cfg := h.config()
+		cfg.ID = fmt.Sprintf("relay-%d", i)
+		cfg.BatchSize = 50
+		cfg.Window = 20
+		relays[i] = h.start(h.broker.URL, cfg)
+	}
+
+	// 50 keys x 40 events, written by 5 writers in small transactions that
+	// mix keys, so that both relays claim rows of the same keys.
+	const keys, perKey, writers = 50, 40, 5
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := map[string]int{}
+			var mine []string
+			for k := w; k < keys; k += writers {
+				mine = append(mine, fmt.Sprintf("key-%02d", k))
+			}
+			for remaining := len(mine) * perKey; remaining > 0; {
+				var events []outbox.Event
+				for j := 0; j < 1+rand.IntN(3) && remaining > 0; j++ {
+					key := mine[rand.IntN(len(mine))]
+					if next[key] == perKey {
+						continue
+					}
+					events = append(events, outbox.Event{Topic: "test.order", Key: key, Payload: seqPayload{Key: key, Seq: next[key]}})
+					next[key]++
+					remaining--
+				}
+				if len(events) > 0 {
+					write(t, h.db.Pool, events...)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	h.got.waitDistinct(t, keys*perKey)
+	require.Empty(t, h.got.orderViolations())
+	require.Eventually(t, func() bool { return relays[0].published.Load()+relays[1].published.Load() == keys*perKey },
+		waitTimeout, 5*time.Millisecond)
+	t.Logf("relay-0 published %d, relay-1 published %d", relays[0].published.Load(), relays[1].published.Load())
+	require.Positive(t, relays[0].published.Load(), "both relays must take part")
+	require.Positive(t, relays[1].published.Load(), "both relays must take part")
+}
+
+// TestRelayPoisonRow: a row the broker refuses fails, backs off, becomes dead
+// after MaxAttempts, and blocks only its own key meanwhile.
+func TestRelayPoisonRow(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		opts      harnessOpts
+		poison    outbox.Event
+		wantError string
+	}{{
+		// RabbitMQ routes on the "CC" header and requires it to be an array;
+		// a string makes it close the channel with 406 PRECONDITION_FAILED.
+		// The relay must reopen the channel and find which unconfirmed
+		// message was to blame.
+		name:      "channel error",
+		poison:    outbox.Event{Headers: map[string]string{"CC": "not-an-array"}},
+		wantError: "PRECONDITION_FAILED",
+	}, {
+		// A queue with x-max-length-bytes and x-overflow=reject-publish
+		// nacks a message larger than its limit.
+		name:      "nack",
+		opts:      harnessOpts{queueArgs: map[string]any{"x-max-length-bytes": int32(64 << 10), "x-overflow": "reject-publish"}},
+		poison:    outbox.Event{Payload: seqPayload{Key: strings.Repeat("x", 100<<10)}},
+		wantError: "nacked by the broker",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, tc.opts)
+			cfg := h.config()
+			cfg.MaxAttempts = 2
+			cfg.RetryBackoff = time.Hour // the test ends the backoff itself
+			h.start(h.broker.URL, cfg)
+			ctx := context.Background()
+
+			// The poison row is the first of key "p", written together with
+			// other keys' rows so that it shares their batch and window.
+			// It fails once before the rest is written.
+			poison := tc.poison
+			poison.Topic, poison.Key = "test.poison", "p"
+			if poison.Payload == nil {
+				poison.Payload = seqPayload{Key: "p", Seq: -1}
+			}
+			first := []outbox.Event{
+				{Topic: "test.order", Key: "a", Payload: seqPayload{Key: "a", Seq: 0}},
+				poison,
+				{Topic: "test.order", Key: "b", Payload: seqPayload{Key: "b", Seq: 0}},
+			}
+			ids := write(t, h.db.Pool, first...)
+			poisonID := ids[1]
+			poisonState := func() (state string, attempt int, lastError string) {
+				require.NoError(t, h.db.Pool.QueryRow(ctx, `SELECT state, attempt, coalesce(last_error, '') FROM outbox_event WHERE id = $1`, poisonID).
+					Scan(&state, &attempt, &lastError))
+				return state, attempt, lastError
+			}
+			require.Eventually(t, func() bool { _, attempt, _ := poisonState(); return attempt == 1 }, waitTimeout, 5*time.Millisecond)
+			state, _, lastError := poisonState()
+			require.Equal(t, "pending", state)
+			require.Contains(t, lastError, tc.wantError)
+
+			// While the poison row backs off, 9 more rounds of every key:
+			// a and b continue at seq 1, c and p start at 0.
+			for i := 1; i < 10; i++ {
+				var events []outbox.Event
+				for _, k := range []string{"a", "b", "c", "p"} {
+					seq := i
+					if k == "c" || k == "p" {
+						seq = i - 1
+					}
+					events = append(events, outbox.Event{Topic: "test.order", Key: k, Payload: seqPayload{Key: k, Seq: seq}})
+				}
+				write(t, h.db.Pool, events...)
+			}
+			// Every other key flows...
+			h.got.waitDistinct(t, 29)
+			// ...and key p waits behind its poison row: none of its rows went out.
+			for _, d := range h.got.snapshot() {
+				require.NotEqual(t, "p", d.Headers[KeyHeader], "key p must wait for its poison row")
+			}
+			require.Equal(t, 9, countWhere(t, h, `key = 'p' AND state = 'pending' AND claimed_by IS NULL AND id > $1`, poisonID))
+
+			// End the backoff: the second attempt fails too, the row is dead,
+			// and key p flows: its 9 other rows arrive, in order.
+			_, err := h.db.Pool.Exec(ctx, `UPDATE outbox_event SET available_at = now() WHERE id = $1`, poisonID)
+			require.NoError(t, err)
+			_, err = h.db.Pool.Exec(ctx, `SELECT pg_notify('jobsd_outbox', '')`)
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { state, _, _ := poisonState(); return state == "dead" }, waitTimeout, 5*time.Millisecond)
+			state, attempt, lastError := poisonState()
+			require.Equal(t, 2, attempt)
+			require.Contains(t, lastError, tc.wantError)
+			h.got.waitDistinct(t, 38)
+			for _, d := range h.got.snapshot() {
+				var p seqPayload
+				require.NoError(t, json.Unmarshal(d.Body, &p))
+				require.NotEqual(t, -1, p.Seq, "the poison message must not have been delivered")
+			}
+			require.Empty(t, h.got.orderViolations())
+		})
+	}
+}
+
+func TestRelayReturnedRowGoesDeadWithMandatory(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{noQueue: true})
+	cfg := h.config()
+	cfg.Mandatory = true
+	cfg.MaxAttempts = 3
+	cfg.RetryBackoff = time.Millisecond
+	h.start(h.broker.URL, cfg)
+	ids := write(t, h.db.Pool, outbox.Event{Topic: "test.unroutable", Key: "k", Payload: seqPayload{}})
+	var state, lastError string
+	var attempt int
+	require.Eventually(t, func() bool {
+		require.NoError(t, h.db.Pool.QueryRow(context.Background(),
+			`SELECT state, attempt, coalesce(last_error, '') FROM outbox_event WHERE id = $1`, ids[0]).Scan(&state, &attempt, &lastError))
+		return state == "dead"
+	}, waitTimeout, 10*time.Millisecond)
+	require.Equal(t, 3, attempt)
+	require.Contains(t, lastError, "312 NO_ROUTE")
+}
+
+// TestRelayTakesOverExpiredLease: rows leased by a relay that died stay
+// untouched until the lease ends, then another relay publishes them, keeping
+// per-key order.
+func TestRelayTakesOverExpiredLease(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	ctx := context.Background()
+	insertSeries(t, h.db.Pool, 200, 10)
+	// A crashed relay holds the first 30 rows (3 per key) for another second.
+	_, err := h.db.Pool.Exec(ctx, `
+		UPDATE outbox_event SET claimed_by = 'crashed', claimed_until = now() + interval '1 second'
+		WHERE id IN (SELECT id FROM outbox_event ORDER BY id LIMIT 30)`)
+	require.NoError(t, err)
+	h.start(h.broker.URL, h.config())
+	h.got.waitDistinct(t, 200)
+	require.Empty(t, h.got.orderViolations())
+	var stillClaimed int
+	require.NoError(t, h.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox_event WHERE claimed_by = 'crashed'`).Scan(&stillClaimed))
+	require.Zero(t, stillClaimed)
+}
+
+// TestRelayStopsCleanly: Run returns nil on cancel mid-stream and leaves no
+// row leased; another relay then drains the rest.
+func TestRelayStopsCleanly(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	ctx := context.Background()
+	const n = 3000
+	insertSeries(t, h.db.Pool, n, 100)
+	cfg := h.config()
+	cfg.BatchSize = 100
+	cfg.Window = 50
+	r, err := New(h.db.Pool, h.broker.URL, cfg)
+	require.NoError(t, err)
+	stop := h.run(r)
+	h.got.waitDistinct(t, 300)
+	require.NoError(t, stop())
+
+	var leased int
+	require.NoError(t, h.db.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox_event WHERE claimed_by IS NOT NULL`).Scan(&leased))
+	require.Zero(t, leased, "a stopped relay releases its rows")
+	counts := stateCounts(t, h.db.Pool)
+	require.Equal(t, int(r.published.Load()), counts["published"])
+	require.Less(t, counts["published"], n, "the test must stop the relay mid-stream")
+
+	h.start(h.broker.URL, h.config())
+	h.got.waitDistinct(t, n)
+	require.Empty(t, h.got.orderViolations())
+}
+
+func TestRelayPollOnly(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	cfg := h.config()
+	cfg.PollOnly = true
+	cfg.PollInterval = 20 * time.Millisecond
+	h.start(h.broker.URL, cfg)
+	for i := 0; i < 3; i++ {
+		write(t, h.db.Pool, outbox.Event{Topic: "test.poll", Key: "k", Payload: seqPayload{Key: "k", Seq: i}})
+		h.got.waitDistinct(t, i+1)
+	}
+}
+
+func TestRelayRetention(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		retention time.Duration
+		wantRows  int
+	}{
+		{"zero deletes at once", 0, 0},
+		{"positive deletes after the retention", time.Millisecond, 0},
+		{"negative keeps", RetentionKeep, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, harnessOpts{})
+			cfg := h.config()
+			cfg.Retention = tc.retention
+			r := h.start(h.broker.URL, cfg)
+			for i := 0; i < 5; i++ {
+				write(t, h.db.Pool, outbox.Event{Topic: "test.retention", Key: "k", Payload: seqPayload{Key: "k", Seq: i}})
+			}
+			h.got.waitDistinct(t, 5)
+			require.Eventually(t, func() bool { return r.published.Load() == 5 }, waitTimeout, 5*time.Millisecond)
+			count := func() int {
+				var n int
+				require.NoError(t, h.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox_event`).Scan(&n))
+				return n
+			}
+			if tc.wantRows == 0 {
+				require.Eventually(t, func() bool { return count() == 0 }, waitTimeout, 20*time.Millisecond)
+			} else {
+				require.Equal(t, tc.wantRows, count())
+			}
+		})
+	}
+}

@@ -1,0 +1,141 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Reconnection backoff: capped exponential with jitter.
+const (
+	reconnectMin = 100 * time.Millisecond
+	reconnectMax = 10 * time.Second
+	dialTimeout  = 10 * time.Second
+	heartbeat    = 10 * time.Second
+)
+
+// brokerLoop connects to the broker, publishes until the connection is lost,
+// and reconnects with backoff, until ctx is done.
+func (u *run) brokerLoop() {
+	b := backoff{min: reconnectMin, max: reconnectMax}
+	for u.ctx.Err() == nil {
+		conn, err := u.dial()
+		if err == nil {
+			err = u.serveConnection(conn, &b)
+			_ = conn.Close()
+		}
+		u.setConnected(false)
+		if u.ctx.Err() != nil {
+			return
+		}
+		d := b.next()
+		u.log.Warn("broker unavailable; rows stay pending until it is back", "broker", RedactURL(u.amqpURL),
+			"err", err, "retry_in", d.Round(time.Millisecond))
+		sleep(u.ctx, d)
+	}
+}
+
+func (u *run) dial() (*amqp.Connection, error) {
+	props := amqp.NewConnectionProperties()
+	props.SetClientConnectionName("jobsd relay " + u.cfg.ID)
+	return amqp.DialConfig(u.amqpURL, amqp.Config{
+		Heartbeat:  heartbeat,
+		Locale:     "en_US",
+		Properties: props,
+		Dial:       amqp.DefaultDial(dialTimeout),
+	})
+}
+
+// serveConnection runs publishing sessions on conn, one channel at a time:
+// when the broker closes the channel over one message (a channel error), the
+// unconfirmed messages are published again one by one on a new channel to
+// find the culprit. It returns when the connection is lost or ctx is done.
+func (u *run) serveConnection(conn *amqp.Connection, b *backoff) error {
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	go func() {
+		for bl := range blocked { // closed with the connection
+			if bl.Active {
+				u.log.Warn("the broker blocks publishing (resource alarm: memory or disk); rows wait", "reason", bl.Reason)
+			} else {
+				u.log.Info("the broker accepts publishing again")
+			}
+		}
+	}()
+	var suspects []*row
+	for {
+		s, err := u.openSession(conn)
+		if err != nil {
+			u.release(suspects...)
+			return err
+		}
+		b.reset()
+		u.setConnected(true)
+		out := s.serve(suspects)
+		suspects = nil
+		if out.connLost || u.ctx.Err() != nil {
+			u.release(out.unconfirmed...)
+			if out.err == nil {
+				out.err = errors.New("connection closed")
+			}
+			return out.err
+		}
+		u.setConnected(false)
+		u.log.Warn("broker closed the channel; reopening it", "err", out.err, "unconfirmed", len(out.unconfirmed))
+		suspects = out.unconfirmed
+	}
+}
+
+// openSession opens a channel in confirm mode and declares the exchange.
+func (u *run) openSession(conn *amqp.Connection) (*session, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	s := &session{
+		run:      u,
+		conn:     conn,
+		ch:       ch,
+		closes:   ch.NotifyClose(make(chan *amqp.Error, 1)),
+		inflight: make(chan inflight, u.cfg.Window),
+	}
+	if u.cfg.Mandatory {
+		s.returns = ch.NotifyReturn(make(chan amqp.Return, u.cfg.Window+1))
+	}
+	if err := ch.Confirm(false); err != nil {
+		return nil, fmt.Errorf("enable publisher confirms: %w", err)
+	}
+	if err := ch.ExchangeDeclare(u.cfg.Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		return nil, fmt.Errorf("declare exchange %q: %w (the relay needs a durable fanout exchange; "+
+			"delete the existing one or pick another with --exchange)", u.cfg.Exchange, err)
+	}
+	return s, nil
+}
+
+func (u *run) setConnected(on bool) {
+	if u.connected.Swap(on) != on {
+		u.metrics.setConnected(on)
+		if on {
+			u.log.Info("broker connected", "broker", RedactURL(u.amqpURL))
+		}
+	}
+}
+
+// backoff is a capped exponential backoff with ±25% jitter.
+type backoff struct {
+	min, max time.Duration
+	cur      time.Duration
+}
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(b.cur*2, b.max)
+	}
+	return time.Duration(float64(b.cur) * (0.75 + rand.Float64()/2))
+}
+
+func (b *backoff) reset() { b.cur = 0 }

@@ -1,0 +1,338 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// confirmGrace is how long a stopping relay waits for outstanding confirms.
+const confirmGrace = 5 * time.Second
+
+// session is one confirm-mode channel: a publisher (the caller of serve) that
+// publishes the claimed batches, and a confirmer goroutine that waits for the
+// broker's confirm of each message in publish order. Publishes are pipelined:
+// about Window messages wait for their confirm at once.
+//
+// Confirms come from amqp091's DeferredConfirmation, which tracks each
+// delivery tag on its own. (NotifyPublish resequences confirms and loses a
+// nack that arrives before the ack of an earlier tag when a multiple ack
+// follows.) When the channel closes, amqp091 resolves the outstanding
+// deferred confirmations as nacks; a nack seen on a closed channel therefore
+// means "unknown", and the row is published again.
+type session struct {
+	*run
+	conn *amqp.Connection
+	ch   *amqp.Channel
+
+	closes  <-chan *amqp.Error
+	returns <-chan amqp.Return // nil unless Mandatory
+
+	// inflight holds the published messages in publish order until the
+	// confirmer takes them; its capacity is the window.
+	inflight    chan inflight
+	outstanding atomic.Int64           // published, not yet resolved
+	returned    map[string]amqp.Return // by message id; confirmer only
+
+	chDone   chan struct{} // closed when the channel is gone
+	closeErr *amqp.Error   // why; set before chDone is closed
+	pubDone  chan struct{} // closed when the publisher stopped
+	orphans  []*row        // published, but the publisher stopped before handing them over
+	progress chan struct{} // a confirm was handled
+}
+
+type inflight struct {
+	dc  *amqp.DeferredConfirmation
+	row *row
+}
+
+// outcome is how a session ended.
+type outcome struct {
+	unconfirmed []*row // published (or not) without a confirm, in publish order
+	err         error  // why the channel closed; nil after a clean close
+	connLost    bool   // the whole connection is gone (not just the channel)
+}
+
+// serve publishes until the channel closes or ctx is done. It first
+// publishes suspects (rows unconfirmed when the previous channel failed) one
+// at a time.
+func (s *session) serve(suspects []*row) outcome {
+	s.returned = map[string]amqp.Return{}
+	s.chDone = make(chan struct{})
+	s.pubDone = make(chan struct{})
+	s.progress = make(chan struct{}, 1)
+	go func() {
+		if e, ok := <-s.closes; ok {
+			s.closeErr = e
+		}
+		close(s.chDone)
+	}()
+	if out, ended := s.isolate(suspects); ended {
+		return out
+	}
+
+	outc := make(chan outcome, 1)
+	go func() { outc <- s.confirmLoop() }()
+	s.sessionUp.Store(true)
+	signal(s.wantClaim)
+	s.publishLoop()
+	s.sessionUp.Store(false)
+	close(s.pubDone)
+
+	select {
+	case <-s.chDone:
+	default:
+		// Stopping: give the outstanding confirms a moment, then close.
+		s.awaitConfirms(confirmGrace)
+		_ = s.ch.Close()
+	}
+	out := <-outc
+	out.unconfirmed = append(out.unconfirmed, s.orphans...)
+	return out
+}
+
+func (s *session) publishLoop() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.chDone:
+			return
+		case b := <-s.batches:
+			if !s.publishBatch(b) {
+				return
+			}
+		}
+	}
+}
+
+// publishBatch publishes b's rows in order. It stops and releases the rest
+// when the batch became stale (see batch.epoch) or its lease is running out;
+// it reports false when the channel is gone or ctx is done.
+func (s *session) publishBatch(b *batch) bool {
+	for i, rw := range b.rows {
+		if s.epoch.Load() != b.epoch || time.Now().After(b.publishBy) {
+			s.log.Debug("batch is stale; releasing its rows", "first", rw.ID, "rows", len(b.rows)-i)
+			s.release(b.rows[i:]...)
+			s.allowPrefetch()
+			return true
+		}
+		if i == 0 {
+			s.allowPrefetch()
+			s.log.Debug("publishing batch", "first", rw.ID, "rows", len(b.rows))
+		}
+		msg, err := message(rw)
+		if err != nil {
+			s.fail(rw, err.Error()) // the rest of the batch goes stale
+			continue
+		}
+		if !s.awaitMarks() {
+			s.release(b.rows[i:]...)
+			return false
+		}
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
+		if err != nil {
+			// The channel or the connection is gone; rw may or may not
+			// have reached the broker.
+			s.orphans = append(s.orphans, rw)
+			s.release(b.rows[i+1:]...)
+			return false
+		}
+		select {
+		case s.inflight <- inflight{dc: dc, row: rw}:
+			s.outstanding.Add(1)
+		case <-s.chDone:
+			s.orphans = append(s.orphans, rw)
+			s.release(b.rows[i+1:]...)
+			return false
+		case <-s.ctx.Done():
+			s.orphans = append(s.orphans, rw)
+			s.release(b.rows[i+1:]...)
+			return false
+		}
+	}
+	return true
+}
+
+// awaitMarks waits while a batch of confirmed rows waits to be marked
+// published (the database is slow or down). It reports false when the
+// channel is gone or ctx is done.
+func (s *session) awaitMarks() bool {
+	for s.unmarked.Load() >= int64(s.cfg.BatchSize) {
+		select {
+		case <-s.marked:
+		case <-s.chDone:
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// allowPrefetch lets the claimer claim the next batch.
+func (s *session) allowPrefetch() {
+	s.prefetch.Store(true)
+	signal(s.kick)
+}
+
+// confirmLoop resolves the in-flight messages in publish order until the
+// publisher stopped and nothing is left, and returns what stayed unconfirmed.
+func (s *session) confirmLoop() outcome {
+	var out outcome
+	for {
+		var f inflight
+		select {
+		case f = <-s.inflight:
+		case <-s.pubDone:
+			select {
+			case f = <-s.inflight:
+			default:
+				s.closeReason(&out)
+				return out
+			}
+		}
+		s.awaitConfirm(f.dc)
+		s.outstanding.Add(-1)
+		if !f.dc.Acked() && s.ch.IsClosed() {
+			out.unconfirmed = append(out.unconfirmed, f.row)
+		} else {
+			s.resolve(f.row, f.dc.Acked())
+		}
+		signal(s.progress)
+	}
+}
+
+// awaitConfirm waits for dc. A broker that does not confirm within the
+// confirm timeout is taken as broken: the connection is closed, which resolves
+// every outstanding confirm as "unknown", and the relay reconnects.
+func (s *session) awaitConfirm(dc *amqp.DeferredConfirmation) {
+	select {
+	case <-dc.Done():
+		return
+	default:
+	}
+	t := time.NewTimer(confirmTimeout(s.cfg.Lease))
+	defer t.Stop()
+	select {
+	case <-dc.Done():
+	case <-t.C:
+		s.log.Warn("no publisher confirm from the broker in time; reconnecting", "timeout", confirmTimeout(s.cfg.Lease))
+		_ = s.conn.Close()
+		<-dc.Done()
+	}
+}
+
+// confirmTimeout is half the lease, at least 2s: a confirm later than that
+// risks the lease running out while the row is still in flight.
+func confirmTimeout(lease time.Duration) time.Duration { return max(lease/2, 2*time.Second) }
+
+// resolve records the broker's answer for a row: ack (unless the message
+// came back with basic.return) or nack.
+func (s *session) resolve(rw *row, acked bool) {
+	// A basic.return arrives before the ack of the same message, and amqp091
+	// hands both over in that order: any return is already in s.returns.
+	s.drainReturns()
+	ret, wasReturned := s.returned[rw.MessageID]
+	delete(s.returned, rw.MessageID)
+	switch {
+	case !acked:
+		s.fail(rw, "nacked by the broker (basic.nack): it could not take the message, "+
+			"e.g. a queue with x-overflow=reject-publish is full or the message exceeds its x-max-length-bytes")
+	case wasReturned:
+		s.fail(rw, fmt.Sprintf("returned by the broker: %d %s (no queue is bound to exchange %q and the relay publishes with mandatory)",
+			ret.ReplyCode, ret.ReplyText, s.cfg.Exchange))
+	default:
+		s.confirm(rw)
+	}
+}
+
+func (s *session) drainReturns() {
+	if s.returns == nil {
+		return
+	}
+	for {
+		select {
+		case r, ok := <-s.returns:
+			if !ok {
+				return
+			}
+			s.returned[r.MessageId] = r
+		default:
+			return
+		}
+	}
+}
+
+// awaitConfirms waits at most d for the in-flight messages to be confirmed.
+func (s *session) awaitConfirms(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for s.outstanding.Load() > 0 {
+		select {
+		case <-s.progress:
+		case <-s.chDone:
+			return
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// closeReason fills in why the channel closed. A connection that broke is
+// marked closed before its channels are.
+func (s *session) closeReason(out *outcome) {
+	select {
+	case <-s.chDone:
+		if s.closeErr != nil {
+			out.err = s.closeErr
+		}
+	default:
+	}
+	out.connLost = s.conn.IsClosed()
+}
+
+// isolate publishes the suspects one at a time, each waiting for its confirm,
+// to find the message that made the broker close the previous channel. That
+// row fails (retry with backoff, or dead); the suspects after it are released.
+// It reports ended when the session is over (the channel closed again or ctx
+// is done).
+func (s *session) isolate(suspects []*row) (outcome, bool) {
+	for i, rw := range suspects {
+		msg, err := message(rw)
+		if err != nil {
+			s.fail(rw, err.Error())
+			continue
+		}
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
+		if err == nil {
+			select {
+			case <-dc.Done():
+			case <-s.ctx.Done():
+				_ = s.ch.Close()
+			}
+			s.awaitConfirm(dc)
+			if dc.Acked() || !s.ch.IsClosed() {
+				s.resolve(rw, dc.Acked())
+				continue
+			}
+		}
+		// The channel closed: this row is the culprit if the broker closed
+		// the channel over it, not if the connection broke or we stopped.
+		<-s.chDone
+		var out outcome
+		s.closeReason(&out)
+		if out.connLost || out.err == nil || s.ctx.Err() != nil {
+			out.unconfirmed = suspects[i:]
+			return out, true
+		}
+		s.log.Debug("isolated the message that closed the channel", "id", rw.ID, "suspects", len(suspects))
+		s.fail(rw, "refused by the broker: "+out.err.Error())
+		s.release(suspects[i+1:]...)
+		return out, true
+	}
+	return outcome{}, false
+}
