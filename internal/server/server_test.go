@@ -60,7 +60,7 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 
 	// A rescue-after shorter than River's default job timeout lowers the
 	// timeout instead of failing River's own check.
-	_, err = server.New(pool, server.Config{RescueAfter: 2 * time.Second})
+	_, err = server.New(pool, server.Config{RescueAfter: 2 * time.Second, NoRelay: true})
 	require.NoError(t, err)
 }
 
@@ -69,7 +69,7 @@ func TestReadyzDatabaseDown(t *testing.T) {
 	pool, err := pgxpool.New(context.Background(), "postgres://postgres@127.0.0.1:1/none?sslmode=disable")
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
-	srv, err := server.New(pool, server.Config{Logger: testLogger(t)})
+	srv, err := server.New(pool, server.Config{Logger: testLogger(t), NoRelay: true})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -91,7 +91,7 @@ func TestReadyzDatabaseDown(t *testing.T) {
 func TestSignupHandler(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	srv, err := server.New(db.Pool, server.Config{Logger: testLogger(t)})
+	srv, err := server.New(db.Pool, server.Config{Logger: testLogger(t), NoRelay: true})
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -129,6 +129,7 @@ func TestRunDrains(t *testing.T) {
 		ShutdownTimeout: 100 * time.Millisecond,
 		Jobs:            jobs.Config{Faults: jobs.Faults{Delay: time.Hour}},
 		Logger:          testLogger(t),
+		NoRelay:         true,
 	})
 	require.NoError(t, err)
 
