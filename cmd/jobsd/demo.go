@@ -15,6 +15,7 @@ import (
 	"github.com/jobsd/jobsd/internal/migrate"
 	"github.com/jobsd/jobsd/internal/server"
 	"github.com/jobsd/jobsd/jobs"
+	"github.com/jobsd/jobsd/relay"
 )
 
 func demoCommand() *cli.Command {
@@ -36,6 +37,8 @@ func demoCommand() *cli.Command {
 				Usage: "a service whose profile calls always fail"},
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_DEMO_QUEUE"}, Value: demo.QueueDefault,
 				Usage: "the analytics consumer's queue"},
+			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_EXCHANGE"}, Value: relay.ExchangeDefault,
+				Usage: "fanout exchange the relay publishes to and the consumer's queue is bound to"},
 			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"JOBSD_HTTP_ADDR"}, Value: server.HTTPAddrDefault,
 				Usage: "HTTP listen address (River UI, /metrics); - disables HTTP"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: demo.DrainTimeoutDefault,
@@ -79,6 +82,7 @@ func demoCommand() *cli.Command {
 					ShutdownTimeout: 5 * time.Second,
 					Jobs:            jobs.Config{Faults: faults},
 				},
+				Relay:  relay.Config{Exchange: c.String("exchange")},
 				Logger: log,
 			})
 			return err

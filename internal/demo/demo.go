@@ -47,10 +47,12 @@ type Config struct {
 	// ProgressEvery is how often progress is printed. Default 1s when
 	// Interactive, 5s otherwise.
 	ProgressEvery time.Duration
-	// Server configures the workers and HTTP; the demo sets no fault default
-	// here: the CLI passes --fail-rate (default FailRateDefault).
+	// Server configures the workers and HTTP. The demo's default RetryPolicy
+	// retries after 1s, 2s, 4s, then every 5s. The CLI passes --fail-rate
+	// (default FailRateDefault).
 	Server server.Config
-	// Relay configures the outbox relay.
+	// Relay configures the outbox relay that the server runs. Its Retention
+	// must keep published rows for the summary's latency figures.
 	Relay relay.Config
 	// Logger receives the components' logs. Default slog.Default().
 	Logger *slog.Logger
@@ -76,7 +78,13 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	c.Server.Logger = c.Logger
+	if c.Server.RetryPolicy == nil {
+		c.Server.RetryPolicy = fastRetry{}
+	}
 	c.Relay.Logger = c.Logger
+	if c.Relay.Retention == 0 {
+		c.Relay.Retention = relay.RetentionDefault
+	}
 	return c
 }
 
@@ -95,11 +103,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	if cfg.Rate < 0 {
 		return nil, errors.New("rate must be positive")
 	}
-	srv, err := server.New(pool, cfg.Server)
-	if err != nil {
-		return nil, err
-	}
-	rel, err := relay.New(pool, amqpURL, cfg.Relay)
+	srvCfg := cfg.Server
+	srvCfg.AMQPURL, srvCfg.Relay, srvCfg.NoRelay = amqpURL, cfg.Relay, false
+	srv, err := server.New(pool, srvCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +121,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	// Components run on their own context, cancelled after the drain.
 	compCtx, stopComponents := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopComponents()
-	errs := make(chan error, 3)
+	errs := make(chan error, 2)
 	run := func(name string, f func(context.Context) error) {
 		go func() {
 			if err := f(compCtx); err != nil {
@@ -126,7 +132,6 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 		}()
 	}
 	run("server", srv.Run)
-	run("relay", rel.Run)
 	run("consumer", cons.Run)
 
 	pubCtx := ctx
@@ -172,7 +177,7 @@ loop:
 	defer cancelDrain()
 	final, drained := drain(drainCtx, pool, since, cfg.Queue, p, cfg.ProgressEvery)
 	stopComponents()
-	for range 3 {
+	for range 2 {
 		if err := <-errs; err != nil {
 			cfg.Logger.Warn("component stopped with an error", "err", err)
 		}

@@ -52,12 +52,12 @@ func (p Progress) line() string {
 
 // Latency holds the run's latency percentiles.
 type Latency struct {
-	UsersDone        int64   `json:"users_done"`
-	ProfilesP50      float64 `json:"signup_to_profiles_p50_seconds"`
-	ProfilesP99      float64 `json:"signup_to_profiles_p99_seconds"`
-	EventsConsumed   int64   `json:"events_consumed"`
-	ConsumedP50      float64 `json:"commit_to_consumed_p50_seconds"`
-	ConsumedP99      float64 `json:"commit_to_consumed_p99_seconds"`
+	UsersDone      int64   `json:"users_done"`
+	ProfilesP50    float64 `json:"signup_to_profiles_p50_seconds"`
+	ProfilesP99    float64 `json:"signup_to_profiles_p99_seconds"`
+	EventsConsumed int64   `json:"events_consumed"`
+	ConsumedP50    float64 `json:"commit_to_consumed_p50_seconds"`
+	ConsumedP99    float64 `json:"commit_to_consumed_p99_seconds"`
 }
 
 func readLatency(ctx context.Context, pool *pgxpool.Pool, since time.Time, queue string) (Latency, error) {
