@@ -98,6 +98,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			jobsCommand(),
 			outboxCommand(),
 			statsCommand(),
+			demoCommand(),
 		},
 	}
 	app.OnUsageError = onUsageError

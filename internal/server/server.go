@@ -53,6 +53,10 @@ type Config struct {
 	// it must not be shorter than JobTimeout.
 	RescueAfter time.Duration
 
+	// RetryPolicy decides when a failed job runs again. Default River's
+	// (attempt^4 seconds, with jitter).
+	RetryPolicy river.ClientRetryPolicy
+
 	// PollOnly makes River poll instead of using LISTEN/NOTIFY (for PgBouncer
 	// in transaction mode). Default false.
 	PollOnly bool
@@ -160,6 +164,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		PollOnly:             cfg.PollOnly,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		RescueStuckJobsAfter: cfg.RescueAfter,
+		RetryPolicy:          cfg.RetryPolicy,
 		Workers:              workers,
 	})
 	if err != nil {

@@ -1,0 +1,21 @@
+package demo
+
+import (
+	"time"
+
+	"github.com/riverqueue/river/rivertype"
+)
+
+// fastRetry retries after 1s, 2s, 4s, then every 5s: River's default backoff
+// (attempt^4 seconds: 1s, 16s, 81s, ...) is right for production, but would
+// leave a short demo's third attempts hours away.
+type fastRetry struct{}
+
+// NextRetry implements river.ClientRetryPolicy.
+func (fastRetry) NextRetry(job *rivertype.JobRow) time.Time {
+	wait := 5 * time.Second
+	if n := len(job.Errors); n <= 3 {
+		wait = time.Second << max(n-1, 0)
+	}
+	return time.Now().Add(wait)
+}
