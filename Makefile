@@ -39,6 +39,5 @@ lint: ## gofmt and go vet
 	$(GO) vet ./...
 
 .PHONY: demo
-demo: services build ## bring services up, migrate, and run the demo
-	$(BIN) migrate
-	$(BIN) serve --fail-rate 0.2
+demo: services build ## bring services up, then the live demo (creates and migrates the database; Ctrl-C stops)
+	$(BIN) demo

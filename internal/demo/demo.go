@@ -109,7 +109,9 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	if err != nil {
 		return nil, err
 	}
-	cons, err := consumer.New(pool, amqpURL, consumer.Config{Queue: cfg.Queue, Exchange: cfg.Relay.Exchange, Logger: cfg.Logger})
+	cons, err := consumer.New(pool, amqpURL, consumer.Config{
+		Queue: cfg.Queue, Exchange: cfg.Relay.Exchange, Logger: cfg.Logger, Registerer: srv.Registry(),
+	})
 	if err != nil {
 		return nil, err
 	}
