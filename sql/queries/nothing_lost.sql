@@ -1,8 +1,10 @@
 -- Nothing lost: reconciles signups with their profiles, profile jobs, outbox
 -- events and what each consumer queue applied. After a crash or a scale-out
 -- drill, "profile jobs without a profile" must equal the open plus discarded
--- jobs, and "published events not applied by <queue>" must reach 0 once the
--- consumers caught up (duplicates never show: the inbox keeps one row per id).
+-- jobs, and "published events not applied by <queue>" (counted from the first
+-- event the queue applied: older events were published before the queue
+-- existed) must reach 0 once the consumers caught up. Duplicates never show:
+-- the inbox keeps one row per message id.
 -- Use when: proving that a kill -9 of a worker, relay or consumer lost nothing.
 -- Parameters: none.
 -- Run: psql "$DATABASE_URL" -f sql/queries/nothing_lost.sql
@@ -25,8 +27,10 @@ SELECT 'events applied by ' || queue, count(*) FROM consumer_inbox GROUP BY queu
 UNION ALL
 SELECT 'published events not applied by ' || q.queue,
        (SELECT count(*) FROM outbox_event e
-        WHERE e.state = 'published'
+        WHERE e.state = 'published' AND e.id >= q.first_event_id
           AND NOT EXISTS (SELECT 1 FROM consumer_inbox c
                           WHERE c.queue = q.queue AND c.message_id = e.message_id::text))
-FROM (SELECT DISTINCT queue FROM consumer_inbox) AS q
+FROM (SELECT c.queue, min(e.id) AS first_event_id -- events older than a queue never reached it
+      FROM consumer_inbox c JOIN outbox_event e ON e.message_id::text = c.message_id
+      GROUP BY c.queue) AS q
 ORDER BY 1;
