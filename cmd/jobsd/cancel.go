@@ -29,12 +29,9 @@ func cancelCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			before, err := client.JobGet(c.Context, id)
-			if errors.Is(err, rivertype.ErrNotFound) {
-				return fmt.Errorf("job %d not found", id)
-			}
+			before, err := getJob(c, client, id)
 			if err != nil {
-				return dbError(fmt.Sprintf("get job %d", id), err)
+				return err
 			}
 			job, err := client.JobCancel(c.Context, id)
 			if errors.Is(err, rivertype.ErrNotFound) {

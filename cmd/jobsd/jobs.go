@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -108,12 +107,9 @@ func jobsGetCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
-			job, err := client.JobGet(c.Context, id)
-			if errors.Is(err, rivertype.ErrNotFound) {
-				return fmt.Errorf("job %d not found", id)
-			}
+			job, err := getJob(c, client, id)
 			if err != nil {
-				return dbError(fmt.Sprintf("get job %d", id), err)
+				return err
 			}
 			v := newJobView(job)
 			if c.Bool("json") {

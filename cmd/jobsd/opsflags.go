@@ -113,3 +113,15 @@ func dbError(what string, err error) error {
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
+
+// getJob reads job id, turning River's ErrNotFound into "job N not found".
+func getJob(c *cli.Context, client *river.Client[pgx.Tx], id int64) (*rivertype.JobRow, error) {
+	job, err := client.JobGet(c.Context, id)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil, fmt.Errorf("job %d not found", id)
+	}
+	if err != nil {
+		return nil, dbError(fmt.Sprintf("get job %d", id), err)
+	}
+	return job, nil
+}

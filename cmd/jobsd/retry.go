@@ -63,12 +63,9 @@ func retryOne(c *cli.Context) error {
 		return err
 	}
 	defer pool.Close()
-	before, err := client.JobGet(c.Context, id)
-	if errors.Is(err, rivertype.ErrNotFound) {
-		return fmt.Errorf("job %d not found", id)
-	}
+	before, err := getJob(c, client, id)
 	if err != nil {
-		return dbError(fmt.Sprintf("get job %d", id), err)
+		return err
 	}
 	// River's JobRetry leaves a running job as it is and returns it: the
 	// returned state, not the one read above, decides.
