@@ -50,9 +50,26 @@ func RawPublish(ctx context.Context, amqpURL string, n, window, size int) (Throu
 		return Throughput{}, err
 	}
 	defer col.close()
+	progressf(ctx, "raw publish: %d messages, window %d", n, window)
+	start := time.Now()
+	if err := Publish(ctx, amqpURL, top.name, n, window, size); err != nil {
+		return Throughput{}, err
+	}
+	if err := col.await(ctx, int64(n), "raw publish"); err != nil {
+		return Throughput{}, err
+	}
+	return throughput(n, time.Since(start)), nil
+}
+
+// Publish publishes n relay-like messages (persistent, JSON body of size
+// bytes, message ids unique to this call, type user.signed_up, the relay's
+// key header) to exchange with pipelined publisher confirms: at most window
+// messages wait for their confirm. It returns once all are confirmed, or the
+// first nack.
+func Publish(ctx context.Context, amqpURL, exchange string, n, window, size int) error {
 	conn, err := amqp.Dial(amqpURL)
 	if err != nil {
-		return Throughput{}, fmt.Errorf("cannot reach the broker: %w", err)
+		return fmt.Errorf("cannot reach the broker: %w", err)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
@@ -60,22 +77,20 @@ func RawPublish(ctx context.Context, amqpURL string, n, window, size int) (Throu
 		err = ch.Confirm(false)
 	}
 	if err != nil {
-		return Throughput{}, fmt.Errorf("publisher channel: %w", err)
+		return fmt.Errorf("publisher channel: %w", err)
 	}
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window+1))
 	body := payload(0, size)
-
-	progressf(ctx, "raw publish: %d messages, window %d", n, window)
-	start := time.Now()
+	run := newName()
 	outstanding := 0
 	await := func() error {
 		select {
 		case c, ok := <-confirms:
 			if !ok {
-				return errors.New("raw publish: channel closed while waiting for confirms")
+				return errors.New("publish: channel closed while waiting for confirms")
 			}
 			if !c.Ack {
-				return fmt.Errorf("raw publish: broker nacked message %d", c.DeliveryTag)
+				return fmt.Errorf("publish: broker nacked message %d", c.DeliveryTag)
 			}
 			outstanding--
 			return nil
@@ -86,30 +101,27 @@ func RawPublish(ctx context.Context, amqpURL string, n, window, size int) (Throu
 	for i := range n {
 		for outstanding >= window {
 			if err := await(); err != nil {
-				return Throughput{}, err
+				return err
 			}
 		}
-		err := ch.PublishWithContext(ctx, top.name, "", false, false, amqp.Publishing{
+		err := ch.PublishWithContext(ctx, exchange, "", false, false, amqp.Publishing{
 			Headers:      amqp.Table{relay.KeyHeader: "bench-" + strconv.Itoa(i)},
 			ContentType:  "application/json",
 			DeliveryMode: amqp.Persistent,
-			MessageId:    strconv.Itoa(i),
+			MessageId:    run + "-" + strconv.Itoa(i),
 			Timestamp:    time.Now(),
 			Type:         topic,
 			Body:         body,
 		})
 		if err != nil {
-			return Throughput{}, fmt.Errorf("raw publish: %w", err)
+			return fmt.Errorf("publish: %w", err)
 		}
 		outstanding++
 	}
 	for outstanding > 0 {
 		if err := await(); err != nil {
-			return Throughput{}, err
+			return err
 		}
 	}
-	if err := col.await(ctx, int64(n), "raw publish"); err != nil {
-		return Throughput{}, err
-	}
-	return throughput(n, time.Since(start)), nil
+	return nil
 }
