@@ -19,7 +19,7 @@ import (
 
 // latencyWriters is how many goroutines share the send schedule, so that a
 // slow commit does not delay the next event's start.
-const latencyWriters = 4
+const latencyWriters = 8
 
 // LatencyStats is the latency distribution of one path, in milliseconds.
 type LatencyStats struct {

@@ -18,29 +18,42 @@ var (
 
 // RelayResult compares the relay with the raw publisher.
 type RelayResult struct {
-	Raw          Throughput `json:"raw"`
-	Relay        Throughput `json:"relay"`
-	RelayHotKeys Throughput `json:"relay_100_keys"`
-	Ratio        float64    `json:"relay_over_raw"`
-	RatioHotKeys float64    `json:"relay_100_keys_over_raw"`
+	Raw          Throughput   `json:"raw"` // the faster of RawRuns
+	RawRuns      []Throughput `json:"raw_runs"`
+	Relay        Throughput   `json:"relay"`
+	RelayHotKeys Throughput   `json:"relay_100_keys"`
+	Ratio        float64      `json:"relay_over_raw"`
+	RatioHotKeys float64      `json:"relay_100_keys_over_raw"`
 }
 
 // HotKeys is the number of keys of Relay's second relay measurement.
 const HotKeys = 100
 
 // Relay runs RawPublish (the baseline, window WindowDefault, SizeDefault
-// bytes), then RelayDrain with a key per row and with HotKeys keys, n
-// messages each.
+// bytes), RelayDrain with a key per row and with HotKeys keys, and RawPublish
+// again, n messages each. The baseline is the faster raw run: on a noisy
+// machine that makes the ratios conservative.
 func Relay(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (RelayResult, error) {
 	var res RelayResult
+	raw := func() error {
+		r, err := RawPublish(ctx, amqpURL, n, WindowDefault, SizeDefault)
+		res.RawRuns = append(res.RawRuns, r)
+		if r.Rate > res.Raw.Rate {
+			res.Raw = r
+		}
+		return err
+	}
 	var err error
-	if res.Raw, err = RawPublish(ctx, amqpURL, n, WindowDefault, SizeDefault); err != nil {
+	if err = raw(); err != nil {
 		return res, err
 	}
 	if res.Relay, err = RelayDrain(ctx, pool, amqpURL, n, 0); err != nil {
 		return res, err
 	}
 	if res.RelayHotKeys, err = RelayDrain(ctx, pool, amqpURL, n, HotKeys); err != nil {
+		return res, err
+	}
+	if err = raw(); err != nil {
 		return res, err
 	}
 	res.Ratio = res.Relay.Rate / res.Raw.Rate
