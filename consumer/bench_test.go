@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/jobsd/jobsd/consumer"
+	"github.com/jobsd/jobsd/internal/bench"
 	"github.com/jobsd/jobsd/internal/testbroker"
 	"github.com/jobsd/jobsd/internal/testdb"
 )
@@ -108,37 +108,8 @@ func benchOnce(b *testing.B, n int, cfg consumer.Config) (raw, cons time.Duratio
 // benchPublish publishes n relay-like messages (200-byte JSON bodies) with
 // pipelined confirms.
 func benchPublish(b *testing.B, broker *testbroker.Broker, exchange string, n int) {
-	ch := broker.Channel()
-	if err := ch.Confirm(false); err != nil {
+	if err := bench.Publish(context.Background(), broker.URL, exchange, n, 1000, bench.SizeDefault); err != nil {
 		b.Fatal(err)
-	}
-	body := []byte(`{"user_id":42,"email":"ada@example.com","name":"` + strings.Repeat("a", 148) + `"}`)
-	ctx := context.Background()
-	pending := make([]*amqp.DeferredConfirmation, 0, 1000)
-	wait := func() {
-		for _, dc := range pending {
-			if ok, err := dc.WaitContext(ctx); err != nil || !ok {
-				b.Fatalf("publish not confirmed: %v", err)
-			}
-		}
-		pending = pending[:0]
-	}
-	for i := range n {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "", false, false, amqp.Publishing{
-			DeliveryMode: amqp.Persistent,
-			MessageId:    newID(),
-			Type:         "user.signed_up",
-			Timestamp:    time.Now(),
-			ContentType:  "application/json",
-			Body:         body,
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		pending = append(pending, dc)
-		if len(pending) == cap(pending) || i == n-1 {
-			wait()
-		}
 	}
 }
 

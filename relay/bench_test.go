@@ -1,22 +1,14 @@
-package relay
+package relay_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"slices"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	amqp "github.com/rabbitmq/amqp091-go"
-	"github.com/stretchr/testify/require"
-
+	"github.com/jobsd/jobsd/internal/bench"
 	"github.com/jobsd/jobsd/internal/testbroker"
 	"github.com/jobsd/jobsd/internal/testdb"
-	"github.com/jobsd/jobsd/outbox"
 )
 
 // Run with a fixed message count, e.g.
@@ -24,127 +16,49 @@ import (
 //	go test -run '^$' -bench 'RelayVsRawPublish' -benchtime 50000x ./relay/
 //	go test -run '^$' -bench 'RelayLatency' -benchtime 1x ./relay/
 //
+// The measurements live in internal/bench, shared with `jobsd bench`.
+//
 // BenchmarkRelayVsRawPublish runs (a) a raw amqp091 publisher with pipelined
 // confirms (window 500) and (b) the relay draining b.N pre-inserted outbox
 // rows, both into a durable fanout exchange bound to a quorum queue with
-// 200-byte persistent messages, and prints relay/raw.
-
-const benchWindow = 500
-
-var benchPayload = `{"user_id":"u-0000000000","email":"someone@example.com","pad":"` +
-	"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" + `"}`
-
+// 200-byte persistent messages, each timed until a consumer received all b.N,
+// and prints relay/raw.
 func BenchmarkRelayVsRawPublish(b *testing.B) {
 	rates := map[string]float64{}
-	b.Run("raw", func(b *testing.B) { rates["raw"] = benchRaw(b) })
-	b.Run("relay", func(b *testing.B) { rates["relay"] = benchRelay(b, 0) })
-	b.Run("relay-100-keys", func(b *testing.B) { rates["relay-100-keys"] = benchRelay(b, 100) })
+	b.Run("raw", func(b *testing.B) {
+		rates["raw"] = benchThroughput(b, func(ctx context.Context, url string) (bench.Throughput, error) {
+			return bench.RawPublish(ctx, url, b.N, bench.WindowDefault, bench.SizeDefault)
+		})
+	})
+	for _, keys := range []int{0, bench.HotKeys} {
+		name := "relay"
+		if keys > 0 {
+			name = fmt.Sprintf("relay-%d-keys", keys)
+		}
+		b.Run(name, func(b *testing.B) {
+			db := testdb.New(b)
+			rates[name] = benchThroughput(b, func(ctx context.Context, url string) (bench.Throughput, error) {
+				return bench.RelayDrain(ctx, db.Pool, url, b.N, keys)
+			})
+		})
+	}
 	if rates["raw"] > 0 {
-		fmt.Printf("raw %.0f msg/s; relay %.0f msg/s = %.2f x raw; relay with 100 hot keys %.0f msg/s = %.2f x raw\n",
-			rates["raw"], rates["relay"], rates["relay"]/rates["raw"],
+		fmt.Printf("raw %.0f msg/s; relay %.0f msg/s = %.2f x raw; relay with %d hot keys %.0f msg/s = %.2f x raw\n",
+			rates["raw"], rates["relay"], rates["relay"]/rates["raw"], bench.HotKeys,
 			rates["relay-100-keys"], rates["relay-100-keys"]/rates["raw"])
 	}
 }
 
-// benchTopology declares a durable fanout exchange bound to a quorum queue.
-func benchTopology(b *testing.B) (*testbroker.Broker, string) {
-	br := testbroker.New(b)
-	name := br.Name("bench")
-	ch := br.Channel()
-	require.NoError(b, ch.ExchangeDeclare(name, amqp.ExchangeFanout, true, false, false, false, nil))
-	_, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{"x-queue-type": "quorum"})
-	require.NoError(b, err)
-	require.NoError(b, ch.QueueBind(name, "", name, false, nil))
-	return br, name
-}
-
-func benchRaw(b *testing.B) float64 {
-	br, name := benchTopology(b)
-	conn, err := amqp.Dial(br.URL)
-	require.NoError(b, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(b, err)
-	require.NoError(b, ch.Confirm(false))
-	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, benchWindow+1))
-	body := []byte(benchPayload)
-
+func benchThroughput(b *testing.B, f func(ctx context.Context, url string) (bench.Throughput, error)) float64 {
+	url := testbroker.New(b).URL
 	b.ResetTimer()
-	start := time.Now()
-	outstanding := 0
-	await := func() {
-		c := <-confirms
-		if !c.Ack {
-			b.Fatalf("nack for %d", c.DeliveryTag)
-		}
-		outstanding--
-	}
-	for i := 0; i < b.N; i++ {
-		for outstanding >= benchWindow {
-			await()
-		}
-		err := ch.PublishWithContext(context.Background(), name, "", false, false, amqp.Publishing{
-			Headers:      amqp.Table{KeyHeader: "user-" + strconv.Itoa(i)},
-			ContentType:  "application/json",
-			DeliveryMode: amqp.Persistent,
-			MessageId:    strconv.Itoa(i),
-			Timestamp:    time.Now(),
-			Type:         "user.signed_up",
-			Body:         body,
-		})
-		require.NoError(b, err)
-		outstanding++
-	}
-	for outstanding > 0 {
-		await()
-	}
-	elapsed := time.Since(start)
+	res, err := f(context.Background(), url)
 	b.StopTimer()
-	rate := float64(b.N) / elapsed.Seconds()
-	b.ReportMetric(rate, "msg/s")
-	return rate
-}
-
-// benchRelay measures the relay draining b.N rows inserted beforehand; keys
-// 0 gives each row its own key, otherwise rows spread over that many keys.
-func benchRelay(b *testing.B, keys int) float64 {
-	db := testdb.New(b)
-	br, name := benchTopology(b)
-	ctx := context.Background()
-	keyExpr := "'user-' || i"
-	if keys > 0 {
-		keyExpr = fmt.Sprintf("'user-' || (i %% %d)", keys)
+	if err != nil {
+		b.Fatal(err)
 	}
-	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO outbox_event (topic, key, payload)
-		SELECT 'user.signed_up', `+keyExpr+`, $2::jsonb
-		FROM generate_series(1, $1) AS i`, b.N, benchPayload)
-	require.NoError(b, err)
-	_, err = db.Pool.Exec(ctx, `VACUUM ANALYZE outbox_event`)
-	require.NoError(b, err)
-
-	r, err := New(db.Pool, br.URL, Config{
-		Exchange:  name,
-		Retention: RetentionDefault,
-		Logger:    testLogger(),
-	})
-	require.NoError(b, err)
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-
-	b.ResetTimer()
-	start := time.Now()
-	go func() { done <- r.Run(runCtx) }()
-	for r.published.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond) // polling a counter; the benchmark's resolution is 1ms
-	}
-	elapsed := time.Since(start)
-	b.StopTimer()
-	cancel()
-	require.NoError(b, <-done)
-	rate := float64(b.N) / elapsed.Seconds()
-	b.ReportMetric(rate, "msg/s")
-	return rate
+	b.ReportMetric(res.Rate, "msg/s")
+	return res.Rate
 }
 
 // BenchmarkRelayLatency writes events with outbox.Write in small transactions
@@ -153,148 +67,35 @@ func benchRelay(b *testing.B, keys int) float64 {
 // baseline: a raw publisher at the same rate, publish -> consumer. b.N is
 // ignored.
 func BenchmarkRelayLatency(b *testing.B) {
-	b.Run("relay", func(b *testing.B) { benchLatency(b, true) })
-	b.Run("broker", func(b *testing.B) { benchLatency(b, false) })
+	const (
+		rate     = 500 // events per second
+		duration = 5 * time.Second
+	)
+	b.Run("relay", func(b *testing.B) {
+		db := testdb.New(b)
+		benchLatency(b, "commit->consumer (relay)", func(ctx context.Context, url string) (bench.LatencyStats, error) {
+			return bench.RelayLatency(ctx, db.Pool, url, rate, duration)
+		})
+	})
+	b.Run("broker", func(b *testing.B) {
+		benchLatency(b, "publish->consumer (broker only)", func(ctx context.Context, url string) (bench.LatencyStats, error) {
+			return bench.BrokerLatency(ctx, url, rate, duration)
+		})
+	})
 }
 
-const (
-	latencyRate     = 500 // events per second
-	latencyDuration = 5 * time.Second
-	latencyWriters  = 4
-)
-
-func benchLatency(b *testing.B, viaRelay bool) {
-	db := testdb.New(b)
-	br, name := benchTopology(b)
-	ctx := context.Background()
-
-	var mu sync.Mutex
-	sent := map[int]time.Time{}
-	receivedAt := map[int]time.Time{}
-	conn, err := amqp.Dial(br.URL)
-	require.NoError(b, err)
-	defer conn.Close()
-	ch, err := conn.Channel()
-	require.NoError(b, err)
-	require.NoError(b, ch.Qos(500, 0, false))
-	deliveries, err := ch.Consume(name, "", false, false, false, false, nil)
-	require.NoError(b, err)
-	consumed := make(chan struct{})
-	go func() {
-		defer close(consumed)
-		for d := range deliveries {
-			now := time.Now()
-			var p struct{ Seq int }
-			_ = json.Unmarshal(d.Body, &p)
-			mu.Lock()
-			receivedAt[p.Seq] = now
-			mu.Unlock()
-			_ = d.Ack(false)
-		}
-	}()
-
-	// send delivers event seq: through the outbox (commit time) or straight
-	// to the broker (publish time).
-	var send func(seq int) error
-	if viaRelay {
-		r, err := New(db.Pool, br.URL, Config{Exchange: name, Retention: RetentionDefault, Logger: testLogger()})
-		require.NoError(b, err)
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- r.Run(runCtx) }()
-		defer func() { cancel(); require.NoError(b, <-done) }()
-		for !r.BrokerConnected() {
-			time.Sleep(time.Millisecond)
-		}
-		send = func(seq int) error {
-			return pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-				return outbox.Write(ctx, tx, outbox.Event{
-					Topic: "user.signed_up", Key: "user-" + strconv.Itoa(seq),
-					Payload: map[string]any{"seq": seq, "pad": benchPayload[:120]},
-				})
-			})
-		}
-	} else {
-		pconn, err := amqp.Dial(br.URL)
-		require.NoError(b, err)
-		defer pconn.Close()
-		var pmu sync.Mutex
-		pch, err := pconn.Channel()
-		require.NoError(b, err)
-		require.NoError(b, pch.Confirm(false))
-		send = func(seq int) error {
-			body, _ := json.Marshal(map[string]any{"seq": seq, "pad": benchPayload[:120]})
-			pmu.Lock()
-			defer pmu.Unlock()
-			_, err := pch.PublishWithDeferredConfirmWithContext(ctx, name, "", false, false, amqp.Publishing{
-				DeliveryMode: amqp.Persistent, ContentType: "application/json", Body: body,
-				MessageId: strconv.Itoa(seq), Type: "user.signed_up", Headers: amqp.Table{KeyHeader: "user-" + strconv.Itoa(seq)},
-			})
-			return err
-		}
-	}
-
-	// latencyWriters goroutines send on a shared schedule: event seq is due
-	// at start + seq/latencyRate; a writer that falls behind sends at once.
+func benchLatency(b *testing.B, what string, f func(ctx context.Context, url string) (bench.LatencyStats, error)) {
+	url := testbroker.New(b).URL
 	b.ResetTimer()
-	total := int(latencyDuration.Seconds() * latencyRate)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < latencyWriters; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for seq := w; seq < total; seq += latencyWriters {
-				time.Sleep(time.Until(start.Add(time.Duration(seq) * time.Second / latencyRate)))
-				err := send(seq)
-				now := time.Now()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				sent[seq] = now
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	writeTime := time.Since(start)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		mu.Lock()
-		n := len(receivedAt)
-		mu.Unlock()
-		if n >= total || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	s, err := f(context.Background(), url)
 	b.StopTimer()
-	_ = conn.Close()
-	<-consumed
-
-	mu.Lock()
-	defer mu.Unlock()
-	lat := make([]time.Duration, 0, total)
-	for seq, c := range sent {
-		if rcv, ok := receivedAt[seq]; ok {
-			lat = append(lat, rcv.Sub(c))
-		}
+	if err != nil {
+		b.Fatal(err)
 	}
-	require.Len(b, lat, total, "every event must arrive")
-	slices.Sort(lat)
-	p := func(q float64) time.Duration { return lat[int(q*float64(len(lat)-1))] }
-	b.ReportMetric(float64(total)/writeTime.Seconds(), "events/s")
-	b.ReportMetric(float64(p(0.50).Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(p(0.99).Microseconds())/1000, "p99-ms")
-	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
-	what := "commit->consumer (relay)"
-	if !viaRelay {
-		what = "publish->consumer (broker only)"
-	}
-	fmt.Printf("%s latency at %.0f events/s over %v: p50 %v, p90 %v, p99 %v, max %v\n",
-		what, float64(total)/writeTime.Seconds(), writeTime.Round(time.Millisecond),
-		p(0.50).Round(10*time.Microsecond), p(0.90).Round(10*time.Microsecond),
-		p(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
+	b.ReportMetric(s.Rate, "events/s")
+	b.ReportMetric(s.P50, "p50-ms")
+	b.ReportMetric(s.P99, "p99-ms")
+	b.ReportMetric(s.Max, "max-ms")
+	fmt.Printf("%s latency at %.0f events/s: p50 %.2fms, p90 %.2fms, p99 %.2fms, max %.2fms\n",
+		what, s.Rate, s.P50, s.P90, s.P99, s.Max)
 }

@@ -99,6 +99,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			outboxCommand(),
 			statsCommand(),
 			demoCommand(),
+			benchCommand(),
 		},
 	}
 	app.OnUsageError = onUsageError

@@ -1,0 +1,120 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/jobsd/jobsd/relay"
+	jsql "github.com/jobsd/jobsd/sql"
+)
+
+var (
+	fillOutboxSQL   = jsql.Statement("bench_outbox_fill")
+	vacuumOutboxSQL = jsql.Statement("bench_outbox_vacuum")
+)
+
+// RelayResult compares the relay with the raw publisher.
+type RelayResult struct {
+	Raw          Throughput   `json:"raw"` // the faster of RawRuns
+	RawRuns      []Throughput `json:"raw_runs"`
+	Relay        Throughput   `json:"relay"`
+	RelayHotKeys Throughput   `json:"relay_100_keys"`
+	Ratio        float64      `json:"relay_over_raw"`
+	RatioHotKeys float64      `json:"relay_100_keys_over_raw"`
+}
+
+// HotKeys is the number of keys of Relay's second relay measurement.
+const HotKeys = 100
+
+// Relay runs RawPublish (the baseline, window WindowDefault, SizeDefault
+// bytes), RelayDrain with a key per row and with HotKeys keys, and RawPublish
+// again, n messages each. The baseline is the faster raw run: on a noisy
+// machine that makes the ratios conservative.
+func Relay(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (RelayResult, error) {
+	var res RelayResult
+	raw := func() error {
+		r, err := RawPublish(ctx, amqpURL, n, WindowDefault, SizeDefault)
+		res.RawRuns = append(res.RawRuns, r)
+		if r.Rate > res.Raw.Rate {
+			res.Raw = r
+		}
+		return err
+	}
+	var err error
+	if err = raw(); err != nil {
+		return res, err
+	}
+	if res.Relay, err = RelayDrain(ctx, pool, amqpURL, n, 0); err != nil {
+		return res, err
+	}
+	if res.RelayHotKeys, err = RelayDrain(ctx, pool, amqpURL, n, HotKeys); err != nil {
+		return res, err
+	}
+	if err = raw(); err != nil {
+		return res, err
+	}
+	res.Ratio = res.Relay.Rate / res.Raw.Rate
+	res.RatioHotKeys = res.RelayHotKeys.Rate / res.Raw.Rate
+	return res, nil
+}
+
+// RelayDrain inserts n pending outbox rows of SizeDefault-byte payloads (one
+// INSERT ... SELECT generate_series, then VACUUM ANALYZE, outside the timing)
+// and times a relay.Relay with the default batch and window publishing them
+// to a fresh durable fanout exchange bound to a quorum queue, from Run until a
+// raw consumer on the queue received all n. keys 0 gives each row its own key;
+// otherwise rows share that many keys (the relay keeps each key's order).
+// Published rows are kept (relay.RetentionKeep); the pool's outbox_event
+// should hold no other pending rows.
+func RelayDrain(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n, keys int) (Throughput, error) {
+	if n < 1 || keys < 0 {
+		return Throughput{}, fmt.Errorf("bench: n must be positive and keys not negative, got %d, %d", n, keys)
+	}
+	top, err := declare(amqpURL, false)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer top.delete()
+	progressf(ctx, "relay: inserting %d outbox rows", n)
+	if _, err := pool.Exec(ctx, fillOutboxSQL, n, keys, topic, string(payload(0, SizeDefault))); err != nil {
+		return Throughput{}, fmt.Errorf("insert outbox rows: %w", err)
+	}
+	if _, err := pool.Exec(ctx, vacuumOutboxSQL); err != nil {
+		return Throughput{}, fmt.Errorf("vacuum outbox_event: %w", err)
+	}
+	col, err := collect(amqpURL, top.name, nil)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer col.close()
+	r, err := relay.New(pool, amqpURL, relay.Config{
+		Exchange:  top.name,
+		Retention: relay.RetentionKeep,
+		Logger:    logger(ctx),
+	})
+	if err != nil {
+		return Throughput{}, err
+	}
+	progressf(ctx, "relay: draining %d rows (%s)", n, keysText(keys))
+	start := time.Now()
+	run := goRun(ctx, r.Run)
+	waitErr := col.await(ctx, int64(n), "relay")
+	elapsed := time.Since(start)
+	if err := run.stop(); err != nil {
+		return Throughput{}, err
+	}
+	if waitErr != nil {
+		return Throughput{}, waitErr
+	}
+	return throughput(n, elapsed), nil
+}
+
+func keysText(keys int) string {
+	if keys == 0 {
+		return "one key per row"
+	}
+	return fmt.Sprintf("%d keys", keys)
+}

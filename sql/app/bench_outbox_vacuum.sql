@@ -1,0 +1,2 @@
+-- Refreshes outbox_event statistics after `jobsd bench` filled it.
+VACUUM ANALYZE outbox_event
