@@ -28,7 +28,7 @@ import (
 // Defaults of Config.
 const (
 	HTTPAddrDefault        = "127.0.0.1:8080"
-	WorkersDefault         = 10
+	WorkersDefault         = 100
 	ShutdownTimeoutDefault = 30 * time.Second
 )
 
@@ -38,7 +38,10 @@ type Config struct {
 	// "-" disables HTTP.
 	HTTPAddr string
 
-	// Workers is how many jobs run at once in this process. Default WorkersDefault.
+	// Workers is how many jobs run at once in this process. Default
+	// WorkersDefault. River fetches at most this many jobs per fetch and
+	// fetches at most every 100 ms, so it also bounds a process's throughput
+	// (about 10 x Workers jobs/s).
 	Workers int
 
 	// MaxAttempts is how often a job inserted by this process (POST /signup) is
