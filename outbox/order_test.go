@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -136,21 +137,26 @@ func TestWriteSameKeyAfterRollback(t *testing.T) {
 // TestWriteOtherKeyDoesNotWait: writers of different keys do not serialise.
 func TestWriteOtherKeyDoesNotWait(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	db := testdb.New(t)
+	for _, keys := range [][2]string{{"K1", "K2"}, {"", ""}} { // keyless writers take no lock
+		t.Run(fmt.Sprintf("%q then %q", keys[0], keys[1]), func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := testdb.New(t)
 
-	tx1, err := db.Pool.Begin(ctx)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = tx1.Rollback(ctx) })
-	require.NoError(t, outbox.Write(ctx, tx1, outbox.Event{Topic: "t", Key: "K1", Payload: 1}))
+			tx1, err := db.Pool.Begin(ctx)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = tx1.Rollback(ctx) })
+			require.NoError(t, outbox.Write(ctx, tx1, outbox.Event{Topic: "t", Key: keys[0], Payload: 1}))
 
-	// T1 stays open while T2 writes and commits another key.
-	tx2, _, done2 := writeInBackground(t, db, outbox.Event{Topic: "t", Key: "K2", Payload: 2})
-	r2 := receive(t, done2)
-	require.NoError(t, r2.err)
-	require.NoError(t, tx2.Commit(ctx))
-	require.NoError(t, tx1.Commit(ctx))
-	require.Len(t, readEvents(t, db, ""), 2)
+			// T1 stays open while T2 writes and commits.
+			tx2, _, done2 := writeInBackground(t, db, outbox.Event{Topic: "t", Key: keys[1], Payload: 2})
+			r2 := receive(t, done2)
+			require.NoError(t, r2.err)
+			require.NoError(t, tx2.Commit(ctx))
+			require.NoError(t, tx1.Commit(ctx))
+			require.Len(t, readEvents(t, db, ""), 2)
+		})
+	}
 }
 
 // TestWriteSeveralKeysBothOrders: two transactions writing the same two keys

@@ -42,7 +42,8 @@ type Event struct {
 
 	// Key orders events: events of one key are published in the order their
 	// transactions committed. Use the id of the entity the event is about.
-	// Empty is allowed and forms one key of its own.
+	// Empty means no ordering is needed: such writers never wait for each
+	// other (they take no per-key lock).
 	Key string
 
 	// Payload is the message body. A []byte or json.RawMessage must already be
@@ -69,7 +70,7 @@ var (
 // JSON or larger than MaxPayloadBytes, ...) makes Write return an error wrapping
 // ErrInvalidEvent without writing anything.
 //
-// Write takes a transaction-scoped advisory lock per distinct key, held until
+// Write takes a transaction-scoped advisory lock per distinct non-empty key, held until
 // commit, so that two transactions writing the same key are serialised and the
 // relay publishes their events in commit order.
 func Write(ctx context.Context, tx Tx, events ...Event) error {
