@@ -228,10 +228,16 @@ func (s *Server) Run(ctx context.Context) error {
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 
-	s.startActivityLog()
-	if err := s.river.Start(ctx); err != nil {
+	// River runs jobs with contexts derived from Start's: cancelling ctx there
+	// would cancel running jobs at once. The drain below stops River instead,
+	// giving running jobs ShutdownTimeout to finish.
+	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
+		if httpSrv != nil {
+			_ = httpSrv.Close()
+		}
 		return fmt.Errorf("start river: %w", err)
 	}
+	s.startActivityLog()
 	s.observeJobs()
 	log.Info("workers started", "workers", s.cfg.Workers)
 
@@ -252,10 +258,12 @@ func (s *Server) Run(ctx context.Context) error {
 		log.Info("relay disabled (--no-relay)")
 	}
 
+	var runErr error
 	select {
 	case <-ctx.Done():
 	case err := <-httpErr:
 		log.Error("http server failed", "err", err)
+		runErr = fmt.Errorf("http server: %w", err)
 	}
 	log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 
@@ -277,5 +285,5 @@ func (s *Server) Run(ctx context.Context) error {
 	stopRelay()
 	<-relayDone
 	log.Info("stopped")
-	return nil
+	return runErr
 }

@@ -117,47 +117,61 @@ func TestSignupHandler(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code, "a body over the limit is cut and so malformed: %v", out)
 }
 
-// TestRunDrains: cancelling Run's context stops the workers; a job still
-// running after ShutdownTimeout is cancelled (River retries it later) and Run
-// returns nil without leaving goroutines behind (goleak in TestMain).
+// TestRunDrains: cancelling Run's context stops the workers gracefully: a
+// running job that finishes within ShutdownTimeout completes; one still
+// running after it is cancelled (River retries it later). Run returns nil
+// without leaving goroutines behind (goleak in TestMain).
 func TestRunDrains(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	db := testdb.New(t)
-	srv, err := server.New(db.Pool, server.Config{
-		HTTPAddr:        "127.0.0.1:0",
-		ShutdownTimeout: 100 * time.Millisecond,
-		Jobs:            jobs.Config{Faults: jobs.Faults{Delay: time.Hour}},
-		Logger:          testLogger(t),
-		NoRelay:         true,
-	})
-	require.NoError(t, err)
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(runCtx) }()
-
-	var userID int64
-	require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (email) VALUES ('ada@example.com') RETURNING id").Scan(&userID))
-	res, err := srv.River().Insert(ctx, jobs.CreateProfileArgs{UserID: userID, Service: "ride"}, nil)
-	require.NoError(t, err)
-
-	var state string
-	stop := time.Now().Add(deadline)
-	for state != "running" {
-		require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state))
-		require.False(t, time.Now().After(stop), "job never started; state %s", state)
-		time.Sleep(20 * time.Millisecond)
+	cases := []struct {
+		name            string
+		delay, shutdown time.Duration
+		want            []string
+	}{
+		{"finishes within the timeout", 500 * time.Millisecond, 30 * time.Second, []string{"completed"}},
+		{"cancelled after the timeout", time.Hour, 100 * time.Millisecond, []string{"available", "retryable"}},
 	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			db := testdb.New(t)
+			srv, err := server.New(db.Pool, server.Config{
+				HTTPAddr:        "127.0.0.1:0",
+				ShutdownTimeout: tc.shutdown,
+				Jobs:            jobs.Config{Faults: jobs.Faults{Delay: tc.delay}},
+				Logger:          testLogger(t),
+				NoRelay:         true,
+			})
+			require.NoError(t, err)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(deadline):
-		t.Fatal("Run did not return after its context was cancelled")
+			runCtx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- srv.Run(runCtx) }()
+
+			var userID int64
+			require.NoError(t, db.Pool.QueryRow(ctx, "INSERT INTO users (email) VALUES ('ada@example.com') RETURNING id").Scan(&userID))
+			res, err := srv.River().Insert(ctx, jobs.CreateProfileArgs{UserID: userID, Service: "ride"}, nil)
+			require.NoError(t, err)
+
+			var state string
+			stop := time.Now().Add(deadline)
+			for state != "running" {
+				require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state))
+				require.False(t, time.Now().After(stop), "job never started; state %s", state)
+				time.Sleep(5 * time.Millisecond)
+			}
+
+			cancel()
+			select {
+			case err := <-done:
+				require.NoError(t, err)
+			case <-time.After(deadline):
+				t.Fatal("Run did not return after its context was cancelled")
+			}
+			require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state))
+			require.Contains(t, tc.want, state)
+		})
 	}
-	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT state FROM river_job WHERE id = $1", res.Job.ID).Scan(&state))
-	require.Contains(t, []string{"available", "retryable"}, state, "the cancelled job is retried later")
 }
