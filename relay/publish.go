@@ -113,11 +113,17 @@ func (s *session) publishLoop() {
 // when the batch became stale (see batch.epoch) or its lease is running out;
 // it reports false when the channel is gone or ctx is done.
 func (s *session) publishBatch(b *batch) bool {
+	stale := func(i int) bool {
+		if s.epoch.Load() == b.epoch && time.Now().Before(b.publishBy) {
+			return false
+		}
+		s.log.Debug("batch is stale; releasing its rows", "first", b.rows[i].ID, "rows", len(b.rows)-i)
+		s.release(b.rows[i:]...)
+		s.allowPrefetch()
+		return true
+	}
 	for i, rw := range b.rows {
-		if s.epoch.Load() != b.epoch || time.Now().After(b.publishBy) {
-			s.log.Debug("batch is stale; releasing its rows", "first", rw.ID, "rows", len(b.rows)-i)
-			s.release(b.rows[i:]...)
-			s.allowPrefetch()
+		if stale(i) {
 			return true
 		}
 		if i == 0 {
@@ -132,6 +138,9 @@ func (s *session) publishBatch(b *batch) bool {
 		if !s.awaitMarks() {
 			s.release(b.rows[i:]...)
 			return false
+		}
+		if stale(i) { // awaitMarks may have waited past the lease's margin
+			return true
 		}
 		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
 		if err != nil {

@@ -42,7 +42,7 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	if _, err := amqp.ParseURI(amqpURL); err != nil {
-		return nil, fmt.Errorf("relay: invalid AMQP URL %s: %v (expected amqp://user:password@host:port/vhost)", RedactURL(amqpURL), err)
+		return nil, fmt.Errorf("relay: invalid AMQP URL %s (expected amqp://user:password@host:port/vhost)", RedactURL(amqpURL))
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobsd/jobsd/internal/bench"
@@ -141,6 +142,9 @@ func runBench(c *cli.Context, which string) error {
 		ctx = bench.WithLogger(ctx, log)
 	}
 	amqpURL := c.String("amqp-url")
+	if _, err := amqp.ParseURI(amqpURL); err != nil { // its error would show the password
+		return usagef("invalid --amqp-url %s (expected amqp://user:password@host:port/vhost)", database.Redact(amqpURL))
+	}
 	rep := benchReport{Database: dbName, CPUs: runtime.NumCPU(), GoVersion: runtime.Version(),
 		Platform: runtime.GOOS + "/" + runtime.GOARCH}
 	if which == "relay" || which == "all" {
