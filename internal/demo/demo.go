@@ -135,13 +135,29 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	}
 	run("server", srv.Run)
 	run("consumer", cons.Run)
-
-	pubCtx := ctx
-	if cfg.Duration > 0 {
-		var cancel context.CancelFunc
-		pubCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
-		defer cancel()
+	// The consumer's queue must be bound before the first event is published:
+	// a fanout exchange drops what reaches it while no queue is bound.
+	select {
+	case <-cons.Ready():
+	case err := <-errs:
+		stopComponents()
+		<-errs
+		if err == nil {
+			err = errors.New("the consumer stopped before it was ready")
+		}
+		return nil, err
+	case <-ctx.Done():
+		stopComponents()
+		<-errs
+		<-errs
+		return nil, ctx.Err()
 	}
+
+	pubCtx, stopPublishing := context.WithCancel(ctx)
+	if cfg.Duration > 0 {
+		pubCtx, stopPublishing = context.WithTimeout(ctx, cfg.Duration)
+	}
+	defer stopPublishing()
 	start := time.Now()
 	p := &printer{out: out, interactive: cfg.Interactive}
 	p.header(cfg)
@@ -150,21 +166,41 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 		publishErr <- publish(pubCtx, &signup.Service{Pool: pool, River: srv.River()}, cfg.Rate, start, cfg.Logger)
 	}()
 
+	// stopAll stops the publisher (unless it returned already) and the
+	// components, and waits for all of them.
+	running, publishing := 2, true
+	stopAll := func() {
+		stopPublishing()
+		if publishing {
+			<-publishErr
+		}
+		stopComponents()
+		for ; running > 0; running-- {
+			if err := <-errs; err != nil {
+				cfg.Logger.Warn("component stopped with an error", "err", err)
+			}
+		}
+	}
+
 	tick := time.NewTicker(cfg.ProgressEvery)
 	defer tick.Stop()
 loop:
 	for {
 		select {
-		case <-pubCtx.Done():
+		case err := <-publishErr: // returns when pubCtx is done
+			publishing = false
+			if err != nil {
+				stopAll()
+				return nil, err
+			}
 			break loop
 		case err := <-errs:
-			if err != nil {
-				return nil, err
+			running--
+			if err == nil {
+				err = errors.New("a component stopped before the demo did")
 			}
-		case err := <-publishErr:
-			if err != nil {
-				return nil, err
-			}
+			stopAll()
+			return nil, err
 		case <-tick.C:
 			if pr, err := readProgress(ctx, pool, since, cfg.Queue); err == nil {
 				p.progress(pr)
@@ -173,17 +209,11 @@ loop:
 	}
 
 	// Drain: no new signups; wait for open jobs and events to settle.
-	<-publishErr
 	p.note(fmt.Sprintf("stopping: draining open jobs and events (up to %s)...", cfg.DrainTimeout))
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancelDrain()
 	final, drained := drain(drainCtx, pool, since, cfg.Queue, p, cfg.ProgressEvery)
-	stopComponents()
-	for range 2 {
-		if err := <-errs; err != nil {
-			cfg.Logger.Warn("component stopped with an error", "err", err)
-		}
-	}
+	stopAll()
 	lat, err := readLatency(context.WithoutCancel(ctx), pool, since, cfg.Queue)
 	if err != nil {
 		return nil, err

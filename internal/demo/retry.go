@@ -14,8 +14,9 @@ type fastRetry struct{}
 // NextRetry implements river.ClientRetryPolicy.
 func (fastRetry) NextRetry(job *rivertype.JobRow) time.Time {
 	wait := 5 * time.Second
-	if n := len(job.Errors); n <= 3 {
-		wait = time.Second << max(n-1, 0)
+	// River calls this before recording the failure that just happened.
+	if failures := len(job.Errors) + 1; failures <= 3 {
+		wait = time.Second << (failures - 1)
 	}
 	return time.Now().Add(wait)
 }
