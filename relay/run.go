@@ -96,6 +96,8 @@ func newRun(ctx context.Context, r *Relay) *run {
 	cfg.MaxConns, cfg.MinConns = relayConns, 0
 	if own, err := pgxpool.NewWithConfig(ctx, cfg); err == nil {
 		db = own
+	} else {
+		r.cfg.Logger.Warn("relay: cannot open its own connection pool; sharing the application's", "err", err)
 	}
 	u := &run{
 		Relay:     r,

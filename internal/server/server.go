@@ -93,7 +93,8 @@ type Config struct {
 	Registry *prometheus.Registry
 
 	// MetricsInterval is how often the jobsd_jobs and jobsd_outbox_* gauges are
-	// recounted. Default metrics.IntervalDefault; -1 disables the count.
+	// recounted. Default metrics.IntervalDefault; -1 disables the count (the
+	// serve flag accepts only positive values).
 	MetricsInterval time.Duration
 
 	// UIUser and UIPassword, when set, protect River UI (/riverui/) and
