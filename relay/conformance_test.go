@@ -342,6 +342,11 @@ func TestRelayPollOnly(t *testing.T) {
 		write(t, h.db.Pool, outbox.Event{Topic: "test.poll", Key: "k", Payload: seqPayload{Key: "k", Seq: i}})
 		h.got.waitDistinct(t, i+1)
 	}
+	// The relay ran, and no connection of it ever listened.
+	var listening int
+	require.NoError(t, h.db.Pool.QueryRow(t.Context(),
+		"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND query ILIKE '%LISTEN jobsd_outbox%'").Scan(&listening))
+	require.Zero(t, listening, "PollOnly must not LISTEN")
 }
 
 func TestRelayRetention(t *testing.T) {
