@@ -1,9 +1,10 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/urfave/cli/v2"
 )
@@ -20,26 +21,11 @@ func cancelCommand() *cli.Command {
 			"Examples:\n   jobsd cancel --id 42\n   jobsd cancel --id 42 --json | jq -r .state",
 		Flags: []cli.Flag{idFlag("the job to cancel (river_job.id)"), jsonFlag()},
 		Action: func(c *cli.Context) error {
-			id, err := parseID(c)
+			before, job, err := changeJob(c, "cancel", (*river.Client[pgx.Tx]).JobCancel)
 			if err != nil {
 				return err
 			}
-			pool, client, err := openRiver(c)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			before, err := getJob(c, client, id)
-			if err != nil {
-				return err
-			}
-			job, err := client.JobCancel(c.Context, id)
-			if errors.Is(err, rivertype.ErrNotFound) {
-				return fmt.Errorf("job %d not found (deleted meanwhile)", id)
-			}
-			if err != nil {
-				return dbError(fmt.Sprintf("cancel job %d", id), err)
-			}
+			id := job.ID
 			switch job.State {
 			case rivertype.JobStateCompleted, rivertype.JobStateDiscarded:
 				return fmt.Errorf("job %d is already %s, so there is nothing to cancel (`jobsd retry --id %d` runs it again)", id, job.State, id)

@@ -98,19 +98,11 @@ func jobsGetCommand() *cli.Command {
 		Description: "Examples:\n   jobsd jobs get --id 42\n   jobsd jobs get --id 42 --json | jq '.errors[-1].error'",
 		Flags:       []cli.Flag{idFlag("the job's id (river_job.id)"), jsonFlag()},
 		Action: func(c *cli.Context) error {
-			id, err := parseID(c)
+			_, job, done, err := loadJob(c)
 			if err != nil {
 				return err
 			}
-			pool, client, err := openRiver(c)
-			if err != nil {
-				return err
-			}
-			defer pool.Close()
-			job, err := getJob(c, client, id)
-			if err != nil {
-				return err
-			}
+			done()
 			v := newJobView(job)
 			if c.Bool("json") {
 				return writeJSON(c, v)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,14 +115,46 @@ func dbError(what string, err error) error {
 	return fmt.Errorf("%s: %w", what, err)
 }
 
-// getJob reads job id, turning River's ErrNotFound into "job N not found".
-func getJob(c *cli.Context, client *river.Client[pgx.Tx], id int64) (*rivertype.JobRow, error) {
-	job, err := client.JobGet(c.Context, id)
+// loadJob parses --id, opens River and reads the job. Call done when
+// finished with the client. An unknown id is "job N not found" (exit 1).
+func loadJob(c *cli.Context) (client *river.Client[pgx.Tx], job *rivertype.JobRow, done func(), err error) {
+	id, err := parseID(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pool, client, err := openRiver(c)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	job, err = client.JobGet(c.Context, id)
 	if errors.Is(err, rivertype.ErrNotFound) {
-		return nil, fmt.Errorf("job %d not found", id)
+		err = fmt.Errorf("job %d not found", id)
+	} else if err != nil {
+		err = dbError(fmt.Sprintf("get job %d", id), err)
 	}
 	if err != nil {
-		return nil, dbError(fmt.Sprintf("get job %d", id), err)
+		pool.Close()
+		return nil, nil, nil, err
 	}
-	return job, nil
+	return client, job, pool.Close, nil
+}
+
+// changeJob reads job --id and applies change to it, River's JobRetry or
+// JobCancel as a method expression; it returns the job before and after.
+func changeJob(c *cli.Context, verb string,
+	change func(*river.Client[pgx.Tx], context.Context, int64) (*rivertype.JobRow, error),
+) (before, after *rivertype.JobRow, err error) {
+	client, before, done, err := loadJob(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer done()
+	after, err = change(client, c.Context, before.ID)
+	if errors.Is(err, rivertype.ErrNotFound) {
+		return nil, nil, fmt.Errorf("job %d not found (deleted meanwhile)", before.ID)
+	}
+	if err != nil {
+		return nil, nil, dbError(fmt.Sprintf("%s job %d", verb, before.ID), err)
+	}
+	return before, after, nil
 }

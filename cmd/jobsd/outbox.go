@@ -286,17 +286,6 @@ func replayAllDead(c *cli.Context) error {
 	if err != nil {
 		return dbError("replay dead events", err)
 	}
-	res := bulkResult{DryRun: c.Bool("dry-run"), Count: len(ids), IDs: ids}
-	if res.IDs == nil {
-		res.IDs = []int64{}
-	}
-	if c.Bool("json") {
-		return writeJSON(c, res)
-	}
-	verb := "replayed"
-	if res.DryRun {
-		verb = "would replay"
-	}
-	fmt.Fprintf(c.App.Writer, "%s %d dead %s: %s\n", verb, res.Count, plural(res.Count, "event", "events"), joinIDs(res.IDs))
-	return nil
+	res := bulkResult{DryRun: c.Bool("dry-run"), IDs: ids}
+	return res.write(c, "replayed", "would replay", "dead event", "dead events")
 }

@@ -54,28 +54,13 @@ type retryResult struct {
 }
 
 func retryOne(c *cli.Context) error {
-	id, err := parseID(c)
-	if err != nil {
-		return err
-	}
-	pool, client, err := openRiver(c)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	before, err := getJob(c, client, id)
-	if err != nil {
-		return err
-	}
 	// River's JobRetry leaves a running job as it is and returns it: the
-	// returned state, not the one read above, decides.
-	job, err := client.JobRetry(c.Context, id)
-	if errors.Is(err, rivertype.ErrNotFound) {
-		return fmt.Errorf("job %d not found (deleted meanwhile)", id)
-	}
+	// returned state, not the one read before, decides.
+	before, job, err := changeJob(c, "retry", (*river.Client[pgx.Tx]).JobRetry)
 	if err != nil {
-		return dbError(fmt.Sprintf("retry job %d", id), err)
+		return err
 	}
+	id := job.ID
 	if job.State == rivertype.JobStateRunning {
 		return fmt.Errorf("job %d is running, so it was not retried: wait for it to finish, or `jobsd cancel --id %d` and retry it once it is cancelled", id, id)
 	}
@@ -93,6 +78,24 @@ type bulkResult struct {
 	DryRun bool    `json:"dry_run"`
 	Count  int     `json:"count"`
 	IDs    []int64 `json:"ids"`
+}
+
+// write prints r as one JSON document with --json, else as
+// "<done|wouldDo> N <noun>: ids".
+func (r bulkResult) write(c *cli.Context, done, wouldDo, one, many string) error {
+	if r.IDs == nil {
+		r.IDs = []int64{}
+	}
+	r.Count = len(r.IDs)
+	if c.Bool("json") {
+		return writeJSON(c, r)
+	}
+	verb := done
+	if r.DryRun {
+		verb = wouldDo
+	}
+	fmt.Fprintf(c.App.Writer, "%s %d %s: %s\n", verb, r.Count, plural(r.Count, one, many), joinIDs(r.IDs))
+	return nil
 }
 
 func retryMany(c *cli.Context) error {
@@ -158,16 +161,7 @@ func retryMany(c *cli.Context) error {
 			return dbError("retry jobs (none was retried)", err)
 		}
 	}
-	res.Count = len(res.IDs)
-	if c.Bool("json") {
-		return writeJSON(c, res)
-	}
-	verb := "retried"
-	if res.DryRun {
-		verb = "would retry"
-	}
-	fmt.Fprintf(c.App.Writer, "%s %d %s: %s\n", verb, res.Count, plural(res.Count, "job", "jobs"), joinIDs(res.IDs))
-	return nil
+	return res.write(c, "retried", "would retry", "job", "jobs")
 }
 
 func plural(n int, one, many string) string {
