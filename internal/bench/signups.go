@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -105,24 +106,11 @@ func (noopWorker) Work(context.Context, *river.Job[noopArgs]) error { return nil
 func rawRiver(ctx context.Context, pool *pgxpool.Pool, n int) (time.Duration, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, noopWorker{})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown: RiverFetchCooldown,
-		Logger:        logger(ctx),
-		Queues:        map[string]river.QueueConfig{"jobsd_bench": {MaxWorkers: RiverWorkers}},
-		Workers:       workers,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("river client: %w", err)
-	}
-	stop, err := startRiver(ctx, client)
+	client, above, stop, err := startRiver(ctx, pool, workers, "jobsd_bench", logger(ctx))
 	if err != nil {
 		return 0, err
 	}
 	defer stop()
-	var above int64
-	if err := pool.QueryRow(ctx, jobsMaxIDSQL).Scan(&above); err != nil {
-		return 0, fmt.Errorf("river jobs: %w", err)
-	}
 	progressf(ctx, "raw River: %d jobs (%d transactions of 3)", 3*n, n)
 	start := time.Now()
 	err = fanOut(ctx, n, func(i int) error {
@@ -174,24 +162,11 @@ func signups(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (ti
 
 	workers := river.NewWorkers()
 	jobs.AddWorkers(workers, pool, jobs.Config{})
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		FetchCooldown: RiverFetchCooldown,
-		Logger:        log,
-		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: RiverWorkers}},
-		Workers:       workers,
-	})
-	if err != nil {
-		return 0, fmt.Errorf("river client: %w", err)
-	}
-	stop, err := startRiver(ctx, client)
+	client, above, stop, err := startRiver(ctx, pool, workers, river.QueueDefault, log)
 	if err != nil {
 		return 0, err
 	}
 	defer stop()
-	var above int64
-	if err := pool.QueryRow(ctx, jobsMaxIDSQL).Scan(&above); err != nil {
-		return 0, fmt.Errorf("river jobs: %w", err)
-	}
 	svc := &signup.Service{Pool: pool, River: client}
 	run := newName()
 	progressf(ctx, "signups: %d signups -> %d profile jobs + %d events", n, 3*n, n)
@@ -266,11 +241,27 @@ func awaitJobs(ctx context.Context, pool *pgxpool.Pool, kind string, above int64
 }
 
 // startRiver starts client and returns its stop.
-func startRiver(ctx context.Context, client *river.Client[pgx.Tx]) (func(), error) {
-	if err := client.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start River: %w", err)
+// startRiver starts a River client working queue with the bench's River
+// settings, and returns it with the highest job id at its start (the jobs to
+// wait for are above it) and a function that stops it.
+func startRiver(ctx context.Context, pool *pgxpool.Pool, workers *river.Workers, queue string, log *slog.Logger) (*river.Client[pgx.Tx], int64, func(), error) {
+	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		FetchCooldown: RiverFetchCooldown,
+		Logger:        log,
+		Queues:        map[string]river.QueueConfig{queue: {MaxWorkers: RiverWorkers}},
+		Workers:       workers,
+	})
+	if err != nil {
+		return nil, 0, nil, fmt.Errorf("river client: %w", err)
 	}
-	return func() {
+	var above int64
+	if err := pool.QueryRow(ctx, jobsMaxIDSQL).Scan(&above); err != nil {
+		return nil, 0, nil, fmt.Errorf("river jobs: %w", err)
+	}
+	if err := client.Start(ctx); err != nil {
+		return nil, 0, nil, fmt.Errorf("start River: %w", err)
+	}
+	return client, above, func() {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = client.Stop(stopCtx)
