@@ -18,8 +18,13 @@ build: ## build bin/jobsd
 	$(GO) build -o $(BIN) ./cmd/jobsd
 
 .PHONY: test
-test: services ## bring services up, then run every test with -race
+test: services ## bring services up, then run every test with -race, then a short fuzz run of every fuzz target
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$${FUZZTIME:-5s}
+
+.PHONY: fuzz
+fuzz: services ## run every fuzz target for FUZZTIME each (default 10s); seeds live in testdata/
+	GO=$(GO) FUZZTIME=$${FUZZTIME:-10s} scripts/fuzz.sh
 
 .PHONY: test/ui
 test/ui: services ## check River UI in headless Chromium (installs Debian's chromium if missing)

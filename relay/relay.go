@@ -28,6 +28,7 @@ type Relay struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
+	blocked   atomic.Bool // the broker sent connection.blocked (resource alarm)
 	published atomic.Int64 // rows marked published (or deleted) by this relay
 }
 
@@ -63,6 +64,11 @@ func (r *Relay) ID() string { return r.cfg.ID }
 // BrokerConnected reports whether the relay currently has a working channel
 // to the broker. Use it for readiness checks.
 func (r *Relay) BrokerConnected() bool { return r.connected.Load() }
+
+// BrokerBlocked reports whether the broker currently blocks this relay's
+// publishing (connection.blocked: a memory or disk alarm). Claims pause
+// meanwhile; rows stay pending.
+func (r *Relay) BrokerBlocked() bool { return r.blocked.Load() }
 
 // Run relays until ctx is done and returns nil after a clean stop. Broker and
 // database failures do not end it: it reconnects with backoff and rows stay
