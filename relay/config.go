@@ -91,6 +91,10 @@ type Config struct {
 	// jobsd_relay_publish_duration_seconds (claim to confirm, per message) and
 	// jobsd_relay_broker_connected. Default nil: no metrics.
 	Registerer prometheus.Registerer
+
+	// noPrecheck lets messages the broker would refuse reach it (tests of
+	// the relay's handling of refusals it does not foresee).
+	noPrecheck bool
 }
 
 func (c Config) withDefaults() Config {

@@ -96,6 +96,7 @@ func (u *run) markConfirmed(db context.Context) bool {
 		u.mu.Unlock()
 		return false
 	}
+	u.unhold(confirmed)
 	u.unmarked.Add(-int64(len(ids)))
 	signal(u.marked)
 	n := tag.RowsAffected()
