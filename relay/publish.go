@@ -32,8 +32,8 @@ type session struct {
 	*run
 	conn     *amqp.Connection
 	ch       *amqp.Channel
-	gate     *gate   // the connection's blocked state
-	frameMax int     // the connection's negotiated frame size
+	gate     *gate    // the connection's blocked state
+	frameMax int      // the connection's negotiated frame size
 	backoff  *backoff // reset once the broker confirms a message
 	acked    bool     // the broker confirmed a message on this session; confirmer only
 
