@@ -418,8 +418,8 @@ func TestRelayRetention(t *testing.T) {
 		retention time.Duration
 		wantRows  int
 	}{
-		{"zero deletes at once", 0, 0},
-		{"positive deletes after the retention", time.Millisecond, 0},
+		{"delete at once", RetentionDeleteAtOnce, 0},
+		{"positive deletes after the retention", 10 * time.Millisecond, 0},
 		{"negative keeps", RetentionKeep, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

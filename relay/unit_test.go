@@ -68,7 +68,10 @@ func TestNewValidates(t *testing.T) {
 	require.Equal(t, LeaseDefault, r.cfg.Lease)
 	require.Equal(t, MaxAttemptsDefault, r.cfg.MaxAttempts)
 	require.Equal(t, RetryBackoffDefault, r.cfg.RetryBackoff)
-	require.Zero(t, r.cfg.Retention, "zero retention means at once and stays zero")
+	require.Equal(t, RetentionDefault, r.cfg.Retention, "zero retention is the default, as every zero field")
+	d := Config{}.WithDefaults()
+	require.Equal(t, RetentionDefault, d.Retention)
+	require.NotEmpty(t, d.ID)
 	require.NotEmpty(t, r.ID())
 	require.False(t, r.BrokerConnected())
 

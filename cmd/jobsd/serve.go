@@ -3,6 +3,7 @@ package main
 import (
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -100,7 +101,7 @@ func serveCommand() *cli.Command {
 					PollInterval: c.Duration("relay-poll"),
 					Lease:        c.Duration("relay-lease"),
 					MaxAttempts:  c.Int("relay-max-attempts"),
-					Retention:    c.Duration("outbox-retention"),
+					Retention:    outboxRetention(c.Duration("outbox-retention")),
 					Mandatory:    c.Bool("relay-mandatory"),
 				},
 			}
@@ -136,4 +137,13 @@ func serveCommand() *cli.Command {
 			return srv.Run(ctx)
 		},
 	}
+}
+
+// outboxRetention maps --outbox-retention to relay.Config.Retention: on the
+// command line 0 means "delete at once".
+func outboxRetention(d time.Duration) time.Duration {
+	if d == 0 {
+		return relay.RetentionDeleteAtOnce
+	}
+	return d
 }
