@@ -120,8 +120,8 @@ func BenchmarkRelayBacklog(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("raw publish (no consumer) %.0f msg/s; relay 30k %.0f ev/s (%.2f x raw); relay %d %.0f ev/s (%.2f x raw, %.2f x 30k)\n",
-		res.Raw.Rate, res.Small.Rate, res.SmallOverRaw, large, res.Large.Rate, res.LargeOverRaw, res.LargeOverSmall)
+	fmt.Printf("no consumer: 30k: raw publish %.0f msg/s, relay %.0f ev/s (%.2f x raw); %d: raw publish %.0f msg/s, relay %.0f ev/s (%.2f x raw); relay %d / relay 30k = %.2f\n",
+		res.RawSmall.Rate, res.Small.Rate, res.SmallOverRaw, large, res.RawLarge.Rate, res.Large.Rate, res.LargeOverRaw, large, res.LargeOverSmall)
 }
 
 // BenchmarkRelayScale drains 60k rows with 1, 2 and 4 relays on one database.

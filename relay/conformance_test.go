@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/jobsd/jobsd/internal/testbroker"
 	"github.com/jobsd/jobsd/outbox"
 )
 
@@ -443,6 +444,84 @@ func TestRelayRetention(t *testing.T) {
 			} else {
 				require.Equal(t, tc.wantRows, count())
 			}
+		})
+	}
+}
+
+// TestRelayPausesWhileBrokerBlocked: a broker under a resource alarm sends
+// connection.blocked and stops reading. The relay claims nothing meanwhile,
+// waits for confirms past its confirm timeout without reconnecting, and
+// publishes nothing twice; everything arrives once the alarm clears.
+func TestRelayPausesWhileBrokerBlocked(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	proxy := h.broker.NewBlockingProxy()
+	cfg := h.config()
+	cfg.Lease = 2 * time.Second // confirm timeout: 2s
+	r := h.start(proxy.URL, cfg)
+	events := func(from, n int) []outbox.Event {
+		var out []outbox.Event
+		for i := from; i < from+n; i++ {
+			k := fmt.Sprintf("k%d", i%10)
+			out = append(out, outbox.Event{Topic: "test.blocked", Key: k, Payload: seqPayload{Key: k, Seq: i / 10}})
+		}
+		return out
+	}
+	write(t, h.db.Pool, events(0, 100)...)
+	h.got.waitDistinct(t, 100)
+
+	proxy.Block("low on memory")
+	require.Eventually(t, r.BrokerBlocked, waitTimeout, 5*time.Millisecond)
+	write(t, h.db.Pool, events(100, 200)...)
+	// Longer than the confirm timeout and several polls: a relay that took
+	// the block for a broken broker would have reconnected and claimed.
+	time.Sleep(3 * cfg.Lease)
+	require.Equal(t, 200, countWhere(t, h, `state = 'pending' AND claimed_by IS NULL`), "claims pause while blocked")
+
+	proxy.Unblock()
+	h.got.waitDistinct(t, 300)
+	require.Eventually(t, func() bool { return !r.BrokerBlocked() }, waitTimeout, 5*time.Millisecond)
+	total, distinct := h.got.counts()
+	require.Equal(t, distinct, total, "no duplicate deliveries")
+	require.Empty(t, h.got.orderViolations())
+}
+
+// TestRelayStopsWhileBrokerHangs: a broker that stops reading mid-stream
+// (with or without telling) must not keep Run from returning: every close
+// has a deadline.
+func TestRelayStopsWhileBrokerHangs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		hang func(p *testbroker.BlockingProxy)
+	}{
+		{"blocked", func(p *testbroker.BlockingProxy) { p.Block("low on memory") }},
+		{"stalled", func(p *testbroker.BlockingProxy) { p.Stall() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, harnessOpts{})
+			proxy := h.broker.NewBlockingProxy()
+			rl, err := New(h.db.Pool, proxy.URL, h.config())
+			require.NoError(t, err)
+			stop := h.run(rl)
+			require.Eventually(t, rl.BrokerConnected, waitTimeout, 5*time.Millisecond)
+			tc.hang(proxy)
+			// Enough data to fill the socket buffers, so that the publisher
+			// is stuck in a write when it is not told about the block.
+			pad := strings.Repeat("x", 8<<10)
+			var events []outbox.Event
+			for i := 0; i < 2000; i++ {
+				events = append(events, outbox.Event{Topic: "test.hang", Key: fmt.Sprint(i), Payload: map[string]string{"pad": pad}})
+			}
+			write(t, h.db.Pool, events...)
+			time.Sleep(time.Second) // let it claim and publish into the hang
+			start := time.Now()
+			require.NoError(t, stop())
+			// Liveness bound, not a timing measurement: confirm grace plus
+			// close deadlines, with slack for a loaded machine.
+			require.Less(t, time.Since(start), confirmGrace+4*closeTimeout+10*time.Second)
+			require.Zero(t, countWhere(t, h, `claimed_by IS NOT NULL AND state = 'pending'`), "a stopped relay gives its rows back")
 		})
 	}
 }
