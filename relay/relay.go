@@ -28,7 +28,7 @@ type Relay struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
-	blocked   atomic.Bool // the broker sent connection.blocked (resource alarm)
+	blocked   atomic.Bool  // the broker sent connection.blocked (resource alarm)
 	published atomic.Int64 // rows marked published (or deleted) by this relay
 }
 
