@@ -9,8 +9,9 @@
 // constants, [ReservedHeader] and [ErrInvalidEvent]) is rejected without
 // aborting the caller's transaction. Producers in other languages call the
 // SQL function outbox_write(topic, key, payload, headers), which applies the
-// same limits and takes the same per-key lock; CHECK constraints on
-// outbox_event refuse a row the relay could never send.
+// same limits and takes the same per-key lock; the trigger
+// outbox_event_sendable refuses, with SQLSTATE 23514 (check_violation), a row
+// the relay could never send, whoever inserts it.
 //
 // It imports pgx and the sql package only: an application links it without
 // River, RabbitMQ or the relay.

@@ -168,7 +168,8 @@ func pgCode(err error) string {
 }
 
 // TestSQLRefusesUnsendableRows: plain INSERTs of rows the relay could never
-// send fail on the CHECK constraint; outbox_write says why with SQLSTATE 22023.
+// send fail on the trigger outbox_event_sendable with SQLSTATE 23514; outbox_write
+// says why with SQLSTATE 22023.
 func TestSQLRefusesUnsendableRows(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -195,7 +196,10 @@ func TestSQLRefusesUnsendableRows(t *testing.T) {
 			_, err := db.Pool.Exec(ctx, "INSERT INTO outbox_event (topic, key, payload, headers) VALUES ($1, $2, $3, $4)",
 				tt.topic, tt.key, tt.payload, tt.headers)
 			require.Equal(t, "23514", pgCode(err), "check_violation: %v", err)
-			require.ErrorContains(t, err, "outbox_event_sendable")
+			require.ErrorContains(t, err, tt.want)
+			var pgErr *pgconn.PgError
+			require.ErrorAs(t, err, &pgErr)
+			require.Equal(t, "outbox_event_sendable", pgErr.ConstraintName)
 
 			_, err = db.Pool.Exec(ctx, "SELECT outbox_write($1, $2, $3, $4)", tt.topic, tt.key, tt.payload, tt.headers)
 			require.Equal(t, "22023", pgCode(err), "invalid_parameter_value: %v", err)
@@ -309,4 +313,29 @@ func TestWriteConcurrentKeyOrdersNeverDeadlock(t *testing.T) {
 		require.NoError(t, err, "SQLSTATE %s", pgCode(err))
 	}
 	require.Len(t, readEvents(t, db, ""), writers*rounds*len(keys))
+}
+
+// TestSQLOldRowsStillUpdatable: a row the checks would refuse but that was
+// written before them (here: with the trigger disabled) can still be updated,
+// as the relay does to lease it and mark it dead; only INSERTs are checked.
+func TestSQLOldRowsStillUpdatable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	var id int64
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "ALTER TABLE outbox_event DISABLE TRIGGER outbox_event_sendable"); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO outbox_event (topic, key, headers) VALUES ('t', 'k', '{"CC": "q"}') RETURNING id`).Scan(&id); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "ALTER TABLE outbox_event ENABLE TRIGGER outbox_event_sendable")
+		return err
+	})
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, "UPDATE outbox_event SET claimed_by = 'r', claimed_until = now() WHERE id = $1", id)
+	require.NoError(t, err)
+	_, err = db.Pool.Exec(ctx, "UPDATE outbox_event SET state = 'dead', attempt = 1, claimed_by = NULL WHERE id = $1", id)
+	require.NoError(t, err)
 }

@@ -10,7 +10,7 @@ import (
 
 // The limits of an event. Postgres enforces the same ones (the function
 // outbox_event_problem in sql/migrations/004_outbox_write.sql, used by the
-// CHECK constraint outbox_event_sendable and by outbox_write), and
+// INSERT trigger outbox_event_sendable and by outbox_write), and
 // TestGoAndSQLLimitsAgree checks that both sides agree at every boundary.
 const (
 	// MaxPayloadBytes bounds the payload as Postgres stores it and the relay

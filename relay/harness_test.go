@@ -153,6 +153,40 @@ func write(t testing.TB, pool *pgxpool.Pool, events ...outbox.Event) []int64 {
 	return ids
 }
 
+// writeUnchecked commits events in one transaction with plain INSERTs, the
+// outbox_event_sendable trigger disabled: rows as a version of jobsd before
+// migration 004 could have stored.
+func writeUnchecked(t testing.TB, pool *pgxpool.Pool, events ...outbox.Event) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	var ids []int64
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "ALTER TABLE outbox_event DISABLE TRIGGER outbox_event_sendable"); err != nil {
+			return err
+		}
+		for _, e := range events {
+			payload, err := json.Marshal(e.Payload)
+			if err != nil {
+				return err
+			}
+			headers, err := json.Marshal(e.Headers)
+			if err != nil {
+				return err
+			}
+			var id int64
+			if err := tx.QueryRow(ctx, "INSERT INTO outbox_event (topic, key, payload, headers) VALUES ($1, $2, $3, coalesce($4::jsonb, '{}')) RETURNING id",
+				e.Topic, e.Key, string(payload), string(headers)).Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		_, err := tx.Exec(ctx, "ALTER TABLE outbox_event ENABLE TRIGGER outbox_event_sendable")
+		return err
+	})
+	require.NoError(t, err)
+	return ids
+}
+
 // insertSeries inserts n events with plain SQL in one statement: key
 // 'k<i % keys>', payload {"key","seq"} with seq counting per key from 0.
 func insertSeries(t testing.TB, pool *pgxpool.Pool, n, keys int) {

@@ -5,7 +5,8 @@
 
 -- outbox_event_problem says why the relay could never send a row with these
 -- values (RabbitMQ would refuse it, or close the connection), or returns NULL
--- when the row is fine. Used by the CHECK constraint below and by outbox_write.
+-- when the row is fine. Used by the trigger outbox_event_sendable below and by
+-- outbox_write.
 CREATE FUNCTION outbox_event_problem(topic text, key text, payload jsonb, headers jsonb)
 RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
@@ -27,6 +28,8 @@ BEGIN
         RETURN 'headers are not a JSON object';
     ELSIF octet_length(headers::text) > 65536 THEN
         RETURN format('headers are %s bytes as JSON, more than the 65536 allowed', octet_length(headers::text));
+    ELSIF headers = '{}' THEN
+        RETURN NULL;
     END IF;
     FOR name IN SELECT jsonb_object_keys(headers) LOOP
         IF name = '' THEN
@@ -49,11 +52,32 @@ $$;
 COMMENT ON FUNCTION outbox_event_problem(text, text, jsonb, jsonb) IS
     'Why the relay could never send an outbox_event row with these values, or NULL if it can.';
 
--- Refuse at INSERT a row the relay could never send. NOT VALID: rows that an
--- older version let in are not checked, so an existing install migrates even
--- with such rows (the relay makes them dead); every new or updated row is.
-ALTER TABLE outbox_event ADD CONSTRAINT outbox_event_sendable
-    CHECK (outbox_event_problem(topic, key, payload, headers) IS NULL) NOT VALID;
+-- Refuse at INSERT (and COPY) a row the relay could never send, with
+-- SQLSTATE 23514 (check_violation) and the reason. A BEFORE INSERT trigger, not
+-- a CHECK constraint: Postgres evaluates a CHECK on every UPDATE of a row too,
+-- even of other columns, so
+--   * a row written before this migration that fails the check (say, a CC
+--     header of type string; NOT VALID would only skip it at ALTER time) would
+--     make the relay's lease, release and mark UPDATEs fail for its whole batch
+--     and stop the relay for every key, instead of the row going dead;
+--   * the relay's two UPDATEs per row would re-serialise every payload.
+-- The trigger checks a row once, when it is written; rows written before this
+-- migration are left alone (the relay makes them dead, as before).
+CREATE FUNCTION outbox_event_check() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    problem text := outbox_event_problem(NEW.topic, NEW.key, NEW.payload, NEW.headers);
+BEGIN
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'outbox_event row refused: %', problem
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'outbox_event_sendable',
+                  TABLE = 'outbox_event', HINT = 'see outbox_event_problem(); the relay could never send this row';
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER outbox_event_sendable BEFORE INSERT ON outbox_event
+    FOR EACH ROW EXECUTE FUNCTION outbox_event_check();
 
 -- outbox_write is outbox.Write for one event in SQL: it validates like the Go
 -- side, takes the same per-key transaction-scoped advisory lock before the row
