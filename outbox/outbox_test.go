@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -379,4 +381,21 @@ func TestWriteNotifiesAfterCommit(t *testing.T) {
 	n, err := listener.WaitForNotification(waitCtx)
 	require.NoError(t, err)
 	require.Equal(t, "jobsd_outbox", n.Channel)
+}
+
+// Write's signature is pinned: its tx parameter is a pgx.Tx, not an
+// interface that a pool also satisfies.
+var (
+	_ func(context.Context, pgx.Tx, ...outbox.Event) error            = outbox.Write
+	_ func(context.Context, pgx.Tx, ...outbox.Event) ([]int64, error) = outbox.WriteReturningIDs
+)
+
+// TestWriteTakesATransaction: neither a pool nor a connection is a pgx.Tx, so
+// outbox.Write(ctx, pool, ...) does not compile.
+func TestWriteTakesATransaction(t *testing.T) {
+	t.Parallel()
+	tx := reflect.TypeFor[pgx.Tx]()
+	require.False(t, reflect.TypeFor[*pgxpool.Pool]().Implements(tx))
+	require.False(t, reflect.TypeFor[*pgx.Conn]().Implements(tx))
+	require.True(t, reflect.TypeFor[*pgxpool.Tx]().Implements(tx))
 }

@@ -339,3 +339,21 @@ func TestSQLOldRowsStillUpdatable(t *testing.T) {
 	_, err = db.Pool.Exec(ctx, "UPDATE outbox_event SET state = 'dead', attempt = 1, claimed_by = NULL WHERE id = $1", id)
 	require.NoError(t, err)
 }
+
+// TestWriteDeepNesting: the deepest JSON that encoding/json accepts (10000
+// levels) is stored by Postgres too.
+func TestWriteDeepNesting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := testdb.New(t)
+	deep := strings.Repeat(`[{"a":`, 5000) + "1" + strings.Repeat("}]", 5000)
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		return outbox.Write(ctx, tx, outbox.Event{Topic: "t", Payload: json.RawMessage(deep)})
+	})
+	require.NoError(t, err)
+	got, err := outbox.JSONBTextSize([]byte(deep))
+	require.NoError(t, err)
+	var want int
+	require.NoError(t, db.Pool.QueryRow(ctx, "SELECT octet_length(payload::text) FROM outbox_event").Scan(&want))
+	require.Equal(t, want, got)
+}
