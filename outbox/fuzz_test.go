@@ -66,7 +66,7 @@ func FuzzWrite(f *testing.F) {
 				t.Fatalf("the transaction is unusable after %v: %v", goErr, err)
 			}
 		} else {
-			checkStored(t, tx, ids[0], key)
+			checkStored(t, tx, ids[0], key, payload)
 		}
 
 		_, sqlErr := sqlWrite(ctx, tx, topic, key, string(payload), headersJSON(name, value))
@@ -77,7 +77,7 @@ func FuzzWrite(f *testing.F) {
 }
 
 // checkStored checks row id as the relay will read it.
-func checkStored(t *testing.T, tx pgx.Tx, id int64, key string) {
+func checkStored(t *testing.T, tx pgx.Tx, id int64, key string, payload []byte) {
 	t.Helper()
 	var headers []byte
 	var payloadBytes, headersBytes int
@@ -90,6 +90,9 @@ func checkStored(t *testing.T, tx pgx.Tx, id int64, key string) {
 	}
 	if problem != nil {
 		t.Fatalf("the stored row has a problem: %s", *problem)
+	}
+	if size, err := outbox.JSONBTextSize(payload); err != nil || size != payloadBytes {
+		t.Fatalf("Go reckons the stored payload at %d bytes (%v), Postgres stored %d", size, err, payloadBytes)
 	}
 	if payloadBytes > outbox.MaxPayloadBytes || headersBytes > outbox.MaxHeadersBytes {
 		t.Fatalf("stored payload of %d bytes, headers of %d bytes: over the limits", payloadBytes, headersBytes)
