@@ -3,32 +3,28 @@
 // RabbitMQ, only when that transaction commits; if it rolls back, they never
 // existed.
 //
+// [Write] takes a [pgx.Tx], so that a pool or a connection outside a
+// transaction does not compile. It validates every event before sending any
+// SQL: an event that Postgres or RabbitMQ would refuse (see the Max*
+// constants, [ReservedHeader] and [ErrInvalidEvent]) is rejected without
+// aborting the caller's transaction. Producers in other languages call the
+// SQL function outbox_write(topic, key, payload, headers), which applies the
+// same limits and takes the same per-key lock; the trigger
+// outbox_event_sendable refuses, with SQLSTATE 23514 (check_violation), a row
+// the relay could never send, whoever inserts it.
+//
 // It imports pgx and the sql package only: an application links it without
 // River, RabbitMQ or the relay.
 package outbox
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
 	jsql "github.com/jobsd/jobsd/sql"
-)
-
-const (
-	// MaxPayloadBytes is the largest payload Write accepts, after JSON encoding.
-	// It stays far below RabbitMQ's message size limit (16 MiB by default) so that
-	// an accepted event can always be published.
-	MaxPayloadBytes = 1 << 20
-
-	// MaxTopicBytes and MaxKeyBytes bound the topic and key.
-	MaxTopicBytes = 255
-	MaxKeyBytes   = 255
 )
 
 // ErrInvalidEvent is wrapped by every validation error of Write.
@@ -50,14 +46,11 @@ type Event struct {
 	// valid JSON; anything else is encoded with encoding/json.
 	Payload any
 
-	// Headers are copied into the AMQP message headers.
+	// Headers are copied into the AMQP message headers, next to the ones the
+	// relay sets. Names are 1 to MaxHeaderNameBytes bytes and not reserved
+	// (see ReservedHeader); names and values together stay under
+	// MaxHeadersBytes.
 	Headers map[string]string
-}
-
-// Tx is the part of a pgx transaction that Write needs. pgx.Tx (from
-// pgx.Conn.Begin or pgxpool.Pool.Begin) and *pgxpool.Tx satisfy it.
-type Tx interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 var (
@@ -66,21 +59,32 @@ var (
 )
 
 // Write inserts events in the caller's transaction. They are relayed only after
-// the transaction commits. An invalid event (empty topic, payload that is not
-// JSON or larger than MaxPayloadBytes, ...) makes Write return an error wrapping
-// ErrInvalidEvent without writing anything.
+// the transaction commits: rolled back, they never existed.
 //
-// Write takes a transaction-scoped advisory lock per distinct non-empty key, held until
-// commit, so that two transactions writing the same key are serialised and the
-// relay publishes their events in commit order.
-func Write(ctx context.Context, tx Tx, events ...Event) error {
+// Every event is validated before any SQL is sent. An invalid event (empty
+// topic, payload that is not JSON, that Postgres jsonb refuses or that is
+// larger than MaxPayloadBytes, headers over their limits, ...) makes Write
+// return an error wrapping ErrInvalidEvent and saying what is wrong, without
+// writing anything and without aborting tx: the caller may go on with it.
+//
+// Write takes a transaction-scoped advisory lock per distinct non-empty key,
+// held until commit, so that two transactions writing the same key are
+// serialised and the relay publishes their events in commit order. The keys of
+// one call are locked in sorted order, so two transactions that each write
+// their events in one call never deadlock. Across several calls in one
+// transaction the locks are taken call by call: two transactions writing keys
+// a then b and b then a in separate calls can deadlock. Write all the events of
+// a transaction in one call, or write keys in a consistent order (e.g.
+// sorted); otherwise Postgres aborts one of the transactions with SQLSTATE
+// 40P01 (deadlock_detected), which the caller can retry as a whole.
+func Write(ctx context.Context, tx pgx.Tx, events ...Event) error {
 	_, err := WriteReturningIDs(ctx, tx, events...)
 	return err
 }
 
 // WriteReturningIDs is Write, returning the ids of the new outbox_event rows in
 // the order of events.
-func WriteReturningIDs(ctx context.Context, tx Tx, events ...Event) ([]int64, error) {
+func WriteReturningIDs(ctx context.Context, tx pgx.Tx, events ...Event) ([]int64, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -112,87 +116,4 @@ func WriteReturningIDs(ctx context.Context, tx Tx, events ...Event) ([]int64, er
 		return nil, fmt.Errorf("outbox: insert: %w", err)
 	}
 	return ids, results.Close()
-}
-
-func (e Event) encode() (payload, headers []byte, err error) {
-	switch {
-	case e.Topic == "":
-		return nil, nil, invalid("topic is empty")
-	case len(e.Topic) > MaxTopicBytes:
-		return nil, nil, invalid("topic is longer than %d bytes", MaxTopicBytes)
-	case len(e.Key) > MaxKeyBytes:
-		return nil, nil, invalid("key is longer than %d bytes", MaxKeyBytes)
-	}
-	if err := checkText("topic", e.Topic); err != nil {
-		return nil, nil, err
-	}
-	if err := checkText("key", e.Key); err != nil {
-		return nil, nil, err
-	}
-	for k, v := range e.Headers {
-		if k == "" {
-			return nil, nil, invalid("header name is empty")
-		}
-		if err := checkText("header "+k, k+v); err != nil {
-			return nil, nil, err
-		}
-	}
-
-	switch p := e.Payload.(type) {
-	case json.RawMessage:
-		payload = p
-	case []byte:
-		payload = p
-	default:
-		if payload, err = json.Marshal(p); err != nil {
-			return nil, nil, invalid("payload cannot be encoded as JSON: %v", err)
-		}
-	}
-	switch {
-	case len(payload) > MaxPayloadBytes:
-		return nil, nil, invalid("payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadBytes)
-	case !json.Valid(payload):
-		return nil, nil, invalid("payload is not valid JSON")
-	case !utf8.Valid(payload): // json.Valid accepts invalid UTF-8 in strings; Postgres does not
-		return nil, nil, invalid("payload is not valid UTF-8")
-	case hasNULEscape(payload):
-		return nil, nil, invalid(`payload contains \u0000, which Postgres jsonb cannot store`)
-	}
-
-	if e.Headers == nil {
-		return payload, []byte("{}"), nil
-	}
-	headers, err = json.Marshal(e.Headers)
-	return payload, headers, err
-}
-
-// hasNULEscape reports whether valid JSON contains the escape \u0000. In valid
-// JSON every backslash starts an escape, so skipping each escaped character
-// tells an escaped backslash followed by "u0000" (text) from \u0000 (NUL).
-func hasNULEscape(payload []byte) bool {
-	for i := bytes.IndexByte(payload, '\\'); i >= 0 && i+1 < len(payload); {
-		if bytes.HasPrefix(payload[i+1:], []byte("u0000")) {
-			return true
-		}
-		next := bytes.IndexByte(payload[i+2:], '\\')
-		if next < 0 {
-			return false
-		}
-		i += 2 + next
-	}
-	return false
-}
-
-func checkText(field, s string) error {
-	if !utf8.ValidString(s) {
-		return invalid("%s is not valid UTF-8", field)
-	}
-	if bytes.IndexByte([]byte(s), 0) >= 0 {
-		return invalid("%s contains a NUL byte", field)
-	}
-	return nil
-}
-
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalidEvent, fmt.Sprintf(format, args...))
 }

@@ -3,14 +3,17 @@ package outbox_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -101,6 +104,25 @@ func TestWriteRejectsInvalidEvents(t *testing.T) {
 		{"payload too large", outbox.Event{Topic: "t", Payload: oversize}, "more than the 1048576 allowed"},
 		{"payload not encodable", outbox.Event{Topic: "t", Payload: make(chan int)}, "cannot be encoded as JSON"},
 		{"payload NaN", outbox.Event{Topic: "t", Payload: map[string]float64{"x": nan()}}, "cannot be encoded as JSON"},
+		{"lone high surrogate", outbox.Event{Topic: "t", Payload: fixture(t, "bad_lone_high_surrogate.json")}, "high surrogate"},
+		{"lone low surrogate", outbox.Event{Topic: "t", Payload: fixture(t, "bad_lone_low_surrogate.json")}, "low surrogate"},
+		{"high surrogate then other", outbox.Event{Topic: "t", Payload: fixture(t, "bad_high_surrogate_then_other.json")}, "not followed by a low surrogate"},
+		{"two high surrogates", outbox.Event{Topic: "t", Payload: json.RawMessage(`"\ud800\udbff"`)}, "follows another high surrogate"},
+		{"number too large", outbox.Event{Topic: "t", Payload: fixture(t, "bad_number_too_large.json")}, "out of the range of Postgres numeric"},
+		{"number too small", outbox.Event{Topic: "t", Payload: fixture(t, "bad_number_too_small.json")}, "out of the range of Postgres numeric"},
+		{"number with 131073 digits", outbox.Event{Topic: "t", Payload: json.RawMessage("1" + strings.Repeat("0", 131072))}, "out of the range"},
+		{"zero with a huge exponent", outbox.Event{Topic: "t", Payload: json.RawMessage("0e1073741823")}, "out of the range"},
+		{"json.Number out of range", outbox.Event{Topic: "t", Payload: map[string]json.Number{"n": "1e131072"}}, "out of the range"},
+		{"numbers expand over the limit", outbox.Event{Topic: "t", Payload: fixture(t, "bad_numbers_expand_over_limit.json")}, "as stored by Postgres, more than the 1048576 allowed"},
+		{"header name too long", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{strings.Repeat("h", outbox.MaxHeaderNameBytes+1): "v"}}, "is longer than 255 bytes"},
+		{"header name CC", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"CC": "queue"}}, "reserved"},
+		{"header name BCC", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"BCC": "queue"}}, "reserved"},
+		{"header name x-jobsd-key", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"x-jobsd-key": "k"}}, "reserved"},
+		{"header name x-jobsd-other", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"x-jobsd-other": "k"}}, "reserved"},
+		{"header name with NUL", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"h\x00": "v"}}, "NUL byte"},
+		{"header name not UTF-8", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"h\xff": "v"}}, "not valid UTF-8"},
+		{"header value too large", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"h": strings.Repeat("v", outbox.MaxHeadersBytes)}}, "more than the 65536 allowed"},
+		{"headers too large together", outbox.Event{Topic: "t", Payload: 1, Headers: manyHeaders(300, 250)}, "more than the 65536 allowed"},
 	}
 	var ran atomic.Int64
 	for _, tt := range tests {
@@ -121,6 +143,9 @@ func TestWriteRejectsInvalidEvents(t *testing.T) {
 				require.ErrorIs(t, outbox.Write(ctx, tx, tt.event), outbox.ErrInvalidEvent)
 
 				// The transaction is not poisoned: the application can go on.
+				if _, err := tx.Exec(ctx, "SELECT 1"); err != nil {
+					return err
+				}
 				return outbox.Write(ctx, tx, outbox.Event{Topic: "t", Key: afterKey, Payload: 1})
 			})
 			require.NoError(t, err)
@@ -133,6 +158,15 @@ func TestWriteRejectsInvalidEvents(t *testing.T) {
 		// Nothing but the one event per case written after the rejection.
 		require.Len(t, readEvents(t, db, ""), int(ran.Load()))
 	})
+}
+
+// manyHeaders returns n headers with values of size bytes.
+func manyHeaders(n, size int) map[string]string {
+	h := make(map[string]string, n)
+	for i := range n {
+		h[fmt.Sprintf("h%d", i)] = strings.Repeat("v", size)
+	}
+	return h
 }
 
 func nan() float64 {
@@ -176,6 +210,9 @@ func TestWriteValidEvents(t *testing.T) {
 		{"struct string with backslash u0000", outbox.Event{Topic: "t", Payload: struct{ S string }{`C:\u0000`}},
 			`{"S": "C:\\u0000"}`},
 		{"payload of exactly the maximum size", outbox.Event{Topic: "t", Payload: exactlyMax}, string(exactlyMax)},
+		{"surrogate pair and numeric limits", outbox.Event{Topic: "t", Payload: fixture(t, "good_surrogate_pair_and_numeric_limits.json")},
+			""}, // compared by Postgres: encoding/json cannot hold 1e131071
+		{"whitespace beyond the maximum size", outbox.Event{Topic: "t", Payload: append(exactlyMax, strings.Repeat(" ", 100)...)}, string(exactlyMax)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -196,7 +233,14 @@ func TestWriteValidEvents(t *testing.T) {
 			got := rows[0]
 			require.Equal(t, tt.event.Topic, got.Topic)
 			require.Equal(t, tt.event.Key, got.Key)
-			require.JSONEq(t, tt.wantPayload, got.Payload)
+			if tt.wantPayload == "" {
+				var same bool
+				require.NoError(t, db.Pool.QueryRow(ctx, "SELECT payload = $2::jsonb FROM outbox_event WHERE id = $1",
+					ids[0], string(tt.event.Payload.([]byte))).Scan(&same))
+				require.True(t, same)
+			} else {
+				require.JSONEq(t, tt.wantPayload, got.Payload)
+			}
 			require.JSONEq(t, `{}`, got.Headers)
 			require.Equal(t, "pending", got.State)
 			require.Zero(t, got.Attempt)
@@ -337,4 +381,21 @@ func TestWriteNotifiesAfterCommit(t *testing.T) {
 	n, err := listener.WaitForNotification(waitCtx)
 	require.NoError(t, err)
 	require.Equal(t, "jobsd_outbox", n.Channel)
+}
+
+// Write's signature is pinned: its tx parameter is a pgx.Tx, not an
+// interface that a pool also satisfies.
+var (
+	_ func(context.Context, pgx.Tx, ...outbox.Event) error            = outbox.Write
+	_ func(context.Context, pgx.Tx, ...outbox.Event) ([]int64, error) = outbox.WriteReturningIDs
+)
+
+// TestWriteTakesATransaction: neither a pool nor a connection is a pgx.Tx, so
+// outbox.Write(ctx, pool, ...) does not compile.
+func TestWriteTakesATransaction(t *testing.T) {
+	t.Parallel()
+	tx := reflect.TypeFor[pgx.Tx]()
+	require.False(t, reflect.TypeFor[*pgxpool.Pool]().Implements(tx))
+	require.False(t, reflect.TypeFor[*pgx.Conn]().Implements(tx))
+	require.True(t, reflect.TypeFor[*pgxpool.Tx]().Implements(tx))
 }
