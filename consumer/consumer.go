@@ -184,7 +184,10 @@ func (c *Consumer) reconnect(ctx context.Context) (*amqp.Connection, error) {
 // or the connection or one of its consumers is lost (it returns why).
 func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	sessCtx, cancelSess := context.WithCancel(ctx)
+	// The workers' context ends after their AMQP consumers were cancelled
+	// on a stop (or when the session is lost), not with ctx: a worker that
+	// returns held messages to the queue must not get them back.
+	sessCtx, cancelSess := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSess()
 	// lost is closed when the connection or a consumer is lost: the workers
 	// then drop what they hold instead of handling it, because they could not
@@ -260,6 +263,7 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 				c.log.Debug("cancel consumer", "error", err)
 			}
 		}
+		cancelSess()
 		wg.Wait()
 		return nil
 	case err := <-closed:
