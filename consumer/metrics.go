@@ -14,7 +14,7 @@ type Stats struct {
 	Processed  uint64 // new message ids whose effect committed
 	Duplicates uint64 // ids already in the inbox: acked without effect
 	Rejected   uint64 // malformed or permanently failing: dead-lettered
-	Requeued   uint64 // returned to the queue: held while the database was down when the consumer stopped
+	Requeued   uint64 // returned to the queue by a consumer stopped while it held them (database down, between handler tries)
 
 	// Failed transactions retried in the process (not deliveries: a batch
 	// held through an outage counts once per attempt).
