@@ -444,6 +444,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		"reserved queue":      {cfg: consumer.Config{Queue: "amq.x"}, want: "reserves"},
 		"batch over prefetch": {cfg: consumer.Config{Queue: "q", Prefetch: 10, BatchSize: 11}, want: "BatchSize must be between 1 and Prefetch (10)"},
 		"negative prefetch":   {cfg: consumer.Config{Queue: "q", Prefetch: -1}, want: "Prefetch must be between"},
+		"zero attempts":       {cfg: consumer.Config{Queue: "q", MaxAttempts: -1}, want: "MaxAttempts must be at least 1"},
+		"bad delivery limit":  {cfg: consumer.Config{Queue: "q", DeliveryLimit: -2}, want: "DeliveryLimit must be positive, or -1"},
 		"bad url":             {cfg: consumer.Config{Queue: "q"}, url: "http://user:s3cret@host/", want: "invalid AMQP URL http://user:xxxxx@host/"},
 	} {
 		t.Run(name, func(t *testing.T) {

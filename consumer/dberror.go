@@ -26,7 +26,9 @@ func (e *dbError) Unwrap() error { return e.err }
 // the transaction lost a serialization or deadlock conflict. Such errors hold
 // the messages and are retried until the database is back; they never count
 // as handler attempts. Errors are classified by type and SQLSTATE, never by
-// text.
+// text. A network error or a timeout (TxTimeout) returned by a Handler's own
+// calls counts too: the dependency is unreachable, not the message bad, and
+// holding loses nothing.
 func isDatabaseError(err error) bool {
 	var (
 		own        *dbError

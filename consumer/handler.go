@@ -22,7 +22,8 @@ import (
 // An error wrapped with Permanent (or a Postgres data exception, SQLSTATE
 // class 22) dead-letters the message that caused it. A database error (the
 // connection lost or refused, a timeout, a serialization failure or deadlock,
-// a shutdown: see the package doc) holds the batch, unacked, and retries it
+// a shutdown; also any network error or timeout: see the package doc) holds
+// the batch, unacked, and retries it
 // until the database is back. Any other error is retried in the process with
 // a backoff, and dead-letters the message after Config.MaxAttempts tries. To
 // find the culprit, a failed batch of several messages is retried one message

@@ -24,7 +24,7 @@ var inboxPruneSQL = jsql.Statement("consumer_inbox_prune")
 // their transactions; a failed pass (database down) is logged and retried at
 // the next interval.
 func (c *Consumer) pruneLoop(ctx context.Context) {
-	interval := min(pruneIntervalMax, c.cfg.InboxRetention)
+	interval := max(time.Second, min(pruneIntervalMax, c.cfg.InboxRetention))
 	for {
 		n, err := c.pruneInbox(ctx)
 		switch {
