@@ -24,16 +24,33 @@ func declareQueue(t *testing.T, b *bundle, limit int) error {
 	return err
 }
 
+// TestDeliveryLimitIsDeclared checks the queue's delivery limit by its
+// effect: a message returned to the queue more than DeliveryLimit times is
+// dead-lettered.
 func TestDeliveryLimitIsDeclared(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	cfg := b.config()
-	cfg.DeliveryLimit = 7
+	cfg.DeliveryLimit = 2
 	c := start(t, b.db.Pool, b.broker.URL, cfg)
 	c.stop(t)
-	require.NoError(t, declareQueue(t, b, 7), "the queue has x-delivery-limit 7")
-	require.Error(t, declareQueue(t, b, 8))
 	require.False(t, b.logs.Contains("set_policy"))
+
+	msg := event(newID())
+	publish(t, b.broker, b.exchange, msg)
+	ch := b.broker.Channel()
+	returns := 0
+	var dead []amqp.Delivery
+	eventually(t, "the message dead-lettered by the delivery limit", func() bool {
+		if d, ok, err := ch.Get(b.queue, false); err == nil && ok {
+			require.NoError(t, d.Nack(false, true))
+			returns++
+		}
+		dead = append(dead, drainDead(t, b.broker, b.queue)...)
+		return len(dead) == 1
+	})
+	require.Equal(t, msg.MessageId, dead[0].MessageId)
+	require.LessOrEqual(t, returns, 3, "dead-lettered after DeliveryLimit returns")
 }
 
 // TestQueueWithoutDeliveryLimit: a queue declared by an older jobsd, without
