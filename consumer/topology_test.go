@@ -46,7 +46,9 @@ func TestDeliveryLimitIsDeclared(t *testing.T) {
 			require.NoError(t, d.Nack(false, true))
 			returns++
 		}
-		dead = append(dead, drainDead(t, b.broker, b.queue)...)
+		if d, ok, err := ch.Get(consumer.DeadLetterQueue(b.queue), true); err == nil && ok {
+			dead = append(dead, d)
+		}
 		return len(dead) == 1
 	})
 	require.Equal(t, msg.MessageId, dead[0].MessageId)
