@@ -552,3 +552,30 @@ func testdbPool(t *testing.T, url string) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// TestConnectionLostMidTransaction: the database connection dies inside the
+// batch's transaction (the handler's own backend is terminated). That is a
+// database error, not a handler failure: the batch is held and retried,
+// never dead-lettered nor requeued.
+func TestConnectionLostMidTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var calls atomic.Int32
+	cfg := b.config()
+	cfg.MaxAttempts = 1 // a handler error would dead-letter at once
+	cfg.Handler = func(ctx context.Context, tx pgx.Tx, batch []consumer.Delivery) error {
+		if calls.Add(1) <= 2 {
+			_, err := tx.Exec(ctx, "SELECT pg_terminate_backend(pg_backend_pid())")
+			return err
+		}
+		return consumer.AnalyticsHandler(ctx, tx, batch)
+	}
+	c := start(t, b.db.Pool, b.broker.URL, cfg)
+	publish(t, b.broker, b.exchange, event(newID()))
+	eventually(t, "message processed", func() bool { return c.Stats().Processed == 1 })
+	c.stop(t)
+	require.Equal(t, consumer.Stats{Processed: 1, DatabaseRetries: 2}, c.Stats())
+	n, inbox := totals(t, b.db.Pool, b.queue)
+	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, inbox)
+}
