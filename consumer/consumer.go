@@ -275,8 +275,10 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 		return err
 	case <-workerDone:
 		// A consumer ended while the connection lives: the broker cancelled
-		// it (queue deleted?) or closed its channel. Start over.
-		return c.abort(conn, lose, &wg, errors.New("the broker cancelled the consumer (was the queue deleted?)"))
+		// it (queue deleted?) or closed its channel (consumer_timeout: it
+		// held deliveries unacked too long). Start over.
+		return c.abort(conn, lose, &wg, errors.New("the broker cancelled the consumer or closed its channel "+
+			"(was the queue deleted? were messages held past the broker's consumer_timeout?)"))
 	}
 }
 
