@@ -30,9 +30,22 @@ const (
 	ConcurrencyDefault = 2
 
 	// RetryBackoffDefault and RetryBackoffMaxDefault bound the wait before a
-	// failed batch is requeued and before a lost broker connection is redialled.
+	// failed batch is retried and before a lost broker connection is redialled.
 	RetryBackoffDefault    = 500 * time.Millisecond
 	RetryBackoffMaxDefault = 30 * time.Second
+
+	// MaxAttemptsDefault is how many times a message whose Handler keeps
+	// failing (not a database error) is tried before it is dead-lettered.
+	MaxAttemptsDefault = 5
+
+	// DeliveryLimitDefault is the x-delivery-limit declared on the queue:
+	// RabbitMQ 4's default for quorum queues, declared explicitly so that
+	// RabbitMQ 3.x (no default: unlimited) behaves the same.
+	DeliveryLimitDefault = 20
+
+	// InboxRetentionDefault is how long consumer_inbox rows are kept: far
+	// longer than any redelivery window (see Config.InboxRetention).
+	InboxRetentionDefault = 7 * 24 * time.Hour
 
 	// TxTimeoutDefault bounds one batch's database transaction.
 	TxTimeoutDefault = 30 * time.Second
@@ -72,13 +85,47 @@ type Config struct {
 	Concurrency int
 
 	// RetryBackoff is the first wait after a failed batch (database down,
-	// handler error) before it is nacked with requeue, and before redialling a
-	// lost broker connection. It doubles on each consecutive failure up to
-	// RetryBackoffMax, with up to 20% jitter. Default RetryBackoffDefault.
+	// handler error) before its transaction is retried in the process, and
+	// before redialling a lost broker connection. It doubles on each
+	// consecutive failure up to RetryBackoffMax, with up to 20% jitter.
+	// Default RetryBackoffDefault.
 	RetryBackoff time.Duration
 
 	// RetryBackoffMax caps RetryBackoff's doubling. Default RetryBackoffMaxDefault.
 	RetryBackoffMax time.Duration
+
+	// MaxAttempts is how many times the consumer tries, in the process and
+	// with RetryBackoff between tries, a message whose Handler fails with an
+	// error that is neither permanent nor a database error, before it
+	// dead-letters the message to "<Queue>.dead" instead of looping on it.
+	// Database errors (connection lost or refused, timeouts, serialization
+	// failures, ...) never count: the consumer holds the messages and
+	// retries until the database is back. Default MaxAttemptsDefault; 1
+	// dead-letters at the first failure.
+	MaxAttempts int
+
+	// DeliveryLimit is the quorum queue's x-delivery-limit: how many times
+	// the broker delivers a message that is returned to the queue (a consumer
+	// that crashed or lost its connection holding it) before it dead-letters
+	// it. RabbitMQ 4 defaults to 20 for quorum queues, 3.x to unlimited; jobsd
+	// declares it so both behave alike. The consumer itself never requeues
+	// except when it stops while the database is down (one delivery). A
+	// queue that exists without the argument (declared by an older jobsd)
+	// keeps working: the consumer logs how to set it with a policy. Default
+	// DeliveryLimitDefault; -1 declares no limit argument (the broker's
+	// default applies).
+	DeliveryLimit int
+
+	// InboxRetention is how long this queue's consumer_inbox rows are kept.
+	// A background goroutine deletes older rows, 1000 per statement, at start
+	// and then every hour (or every InboxRetention, if shorter). A message
+	// redelivered after its row was pruned would be applied twice, so it must
+	// exceed the longest time a message can be redelivered after it was
+	// applied: a consumer that committed but died before its ack, while no
+	// other consumer ran for days; a relay that republishes after a crash.
+	// Default InboxRetentionDefault (7 days); -1 (any negative value) keeps
+	// the rows for ever.
+	InboxRetention time.Duration
 
 	// TxTimeout bounds one batch's database transaction, including the
 	// Handler. The transaction is not cancelled by Run's context: a stop lets
@@ -94,8 +141,10 @@ type Config struct {
 
 	// Registerer, if set, gets the counter
 	// jobsd_consumer_messages_total{queue, result}, result being processed,
-	// duplicate, rejected or requeued. Several Consumers may share one
-	// Registerer. Default nil: no metrics (Stats still counts).
+	// duplicate, rejected or requeued, and the counter
+	// jobsd_consumer_retries_total{queue, reason}, reason being database or
+	// handler. Several Consumers may share one Registerer. Default nil: no
+	// metrics (Stats still counts).
 	Registerer prometheus.Registerer
 }
 
@@ -118,6 +167,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryBackoffMax == 0 {
 		c.RetryBackoffMax = max(RetryBackoffMaxDefault, c.RetryBackoff)
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = MaxAttemptsDefault
+	}
+	if c.DeliveryLimit == 0 {
+		c.DeliveryLimit = DeliveryLimitDefault
+	}
+	if c.InboxRetention == 0 {
+		c.InboxRetention = InboxRetentionDefault
 	}
 	if c.TxTimeout == 0 {
 		c.TxTimeout = TxTimeoutDefault
@@ -152,6 +210,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("consumer: Concurrency must be at least 1, got %d", c.Concurrency)
 	case c.RetryBackoff < 0 || c.RetryBackoffMax < c.RetryBackoff:
 		return fmt.Errorf("consumer: RetryBackoff (%v) must not be negative nor exceed RetryBackoffMax (%v)", c.RetryBackoff, c.RetryBackoffMax)
+	case c.MaxAttempts < 1:
+		return fmt.Errorf("consumer: MaxAttempts must be at least 1, got %d", c.MaxAttempts)
+	case c.DeliveryLimit < -1:
+		return fmt.Errorf("consumer: DeliveryLimit must be positive, or -1 for the broker's default, got %d", c.DeliveryLimit)
 	case c.TxTimeout < 0:
 		return fmt.Errorf("consumer: TxTimeout must not be negative, got %v", c.TxTimeout)
 	}

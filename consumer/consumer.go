@@ -33,6 +33,8 @@ type Consumer struct {
 	running  atomic.Bool
 	ready    chan struct{}
 	readyOne sync.Once
+	// limitWarning logs once that the queue lacks x-delivery-limit.
+	limitWarning sync.Once
 }
 
 // New checks cfg and returns a Consumer on pool and the broker at amqpURL. It
@@ -82,8 +84,10 @@ var checkSchemaSQL = jsql.Statement("consumer_check_schema")
 // unreachable at start or the topology conflicts with what exists. Once
 // consuming, it survives: a lost broker connection is redialled with capped
 // exponential backoff (the broker redelivers what was not acked, the inbox
-// makes that harmless), and database errors requeue the batch after a backoff.
-// Run may be called once.
+// makes that harmless), and while the database is unavailable each worker
+// holds its batch unacked and retries it (see Config.DeliveryLimit). Beside
+// the workers, a goroutine prunes the queue's consumer_inbox rows older than
+// InboxRetention. Run may be called once.
 func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return errors.New("consumer: Run called twice")
@@ -96,7 +100,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return err
 	}
 	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange,
-		"prefetch", c.cfg.Prefetch, "batch_size", c.cfg.BatchSize, "concurrency", c.cfg.Concurrency)
+		"prefetch", c.cfg.Prefetch, "batch_size", c.cfg.BatchSize, "concurrency", c.cfg.Concurrency,
+		"max_attempts", c.cfg.MaxAttempts, "delivery_limit", c.cfg.DeliveryLimit, "inbox_retention", c.cfg.InboxRetention)
+	if c.cfg.InboxRetention > 0 {
+		pruneCtx, stopPruning := context.WithCancel(ctx)
+		pruned := make(chan struct{})
+		go func() {
+			defer close(pruned)
+			c.pruneLoop(pruneCtx)
+		}()
+		defer func() { stopPruning(); <-pruned }()
+	}
 	for {
 		err := c.session(ctx, conn)
 		_ = conn.Close()
@@ -142,7 +156,7 @@ func (c *Consumer) connect() (*amqp.Connection, error) {
 		return nil, fmt.Errorf("consumer: cannot reach RabbitMQ at %s: %v (is it running? check --amqp-url / AMQP_URL)",
 			database.Redact(c.amqpURL), err)
 	}
-	if err := declare(conn, c.cfg); err != nil {
+	if err := declare(conn, c.cfg, c.logMissingLimit); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
@@ -170,7 +184,10 @@ func (c *Consumer) reconnect(ctx context.Context) (*amqp.Connection, error) {
 // or the connection or one of its consumers is lost (it returns why).
 func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
-	sessCtx, cancelSess := context.WithCancel(ctx)
+	// The workers' context ends after their AMQP consumers were cancelled
+	// on a stop (or when the session is lost), not with ctx: a worker that
+	// returns held messages to the queue must not get them back.
+	sessCtx, cancelSess := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSess()
 	// lost is closed when the connection or a consumer is lost: the workers
 	// then drop what they hold instead of handling it, because they could not
@@ -210,11 +227,27 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 				buffered <- d
 			}
 		})
-		w := &worker{c: c, deliveries: buffered, lost: lost}
+		// The worker stops handling when its own channel closes too (the
+		// broker's consumer_timeout closes the channel of a consumer that
+		// held deliveries unacked too long: they are back in the queue).
+		// This goroutine ends when conn closes, at the latest when Run
+		// closes it after the session.
+		chClosed := ch.NotifyClose(make(chan *amqp.Error, 1))
+		workerLost := make(chan struct{})
+		workerCtx, cancelWorker := context.WithCancel(sessCtx)
+		go func() {
+			select {
+			case <-chClosed:
+			case <-lost:
+			}
+			close(workerLost)
+			cancelWorker()
+		}()
+		w := &worker{c: c, deliveries: buffered, lost: workerLost}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			w.run(sessCtx)
+			w.run(workerCtx)
 			workerDone <- struct{}{}
 		}()
 	}
@@ -230,6 +263,7 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 				c.log.Debug("cancel consumer", "error", err)
 			}
 		}
+		cancelSess()
 		wg.Wait()
 		return nil
 	case err := <-closed:
@@ -241,8 +275,10 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 		return err
 	case <-workerDone:
 		// A consumer ended while the connection lives: the broker cancelled
-		// it (queue deleted?) or closed its channel. Start over.
-		return c.abort(conn, lose, &wg, errors.New("the broker cancelled the consumer (was the queue deleted?)"))
+		// it (queue deleted?) or closed its channel (consumer_timeout: it
+		// held deliveries unacked too long). Start over.
+		return c.abort(conn, lose, &wg, errors.New("the broker cancelled the consumer or closed its channel "+
+			"(was the queue deleted? were messages held past the broker's consumer_timeout?)"))
 	}
 }
 
@@ -258,14 +294,23 @@ func (c *Consumer) abort(conn *amqp.Connection, lose func(), wg *sync.WaitGroup,
 // backoff is RetryBackoff doubled per attempt, capped at RetryBackoffMax,
 // minus up to 20% jitter.
 func (c *Consumer) backoff(attempt int) time.Duration {
+	return jitter(c.backoffStep(attempt))
+}
+
+// backoffStep is backoff without the jitter.
+func (c *Consumer) backoffStep(attempt int) time.Duration {
 	d := c.cfg.RetryBackoff
 	for range min(attempt, 30) {
 		d *= 2
 		if d >= c.cfg.RetryBackoffMax {
-			d = c.cfg.RetryBackoffMax
-			break
+			return c.cfg.RetryBackoffMax
 		}
 	}
+	return d
+}
+
+// jitter subtracts up to 20% from d.
+func jitter(d time.Duration) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 

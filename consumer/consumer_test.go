@@ -3,6 +3,7 @@ package consumer_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -85,23 +86,24 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 	noType := event(newID())
 	noType.Type = ""
 	badText := event("id-with-\x00-nul")
-	good1, good2 := event(newID()), event(newID())
-	publish(t, b.broker, b.exchange, good1, noID, notJSON, noType, badText, good2)
+	notUUID := event("order-42")
+	good1, good2 := event(newID()), event(strings.ToUpper(newID())) // a UUID in upper case is fine
+	publish(t, b.broker, b.exchange, good1, noID, notJSON, noType, badText, notUUID, good2)
 
-	eventually(t, "6 deliveries settled", func() bool { return settled(c) == 6 })
-	require.Equal(t, consumer.Stats{Processed: 2, Rejected: 4}, c.Stats())
+	eventually(t, "7 deliveries settled", func() bool { return settled(c) == 7 })
+	require.Equal(t, consumer.Stats{Processed: 2, Rejected: 5}, c.Stats())
 
 	var dead []amqp.Delivery
-	eventually(t, "4 messages in the dead-letter queue", func() bool {
+	eventually(t, "5 messages in the dead-letter queue", func() bool {
 		dead = append(dead, drainDead(t, b.broker, b.queue)...)
-		return len(dead) >= 4
+		return len(dead) >= 5
 	})
 	var deadIDs []string
 	for _, d := range dead {
 		deadIDs = append(deadIDs, d.MessageId)
 		require.NotEmpty(t, d.Headers["x-death"], "dead-lettered by the broker, with its x-death header")
 	}
-	require.ElementsMatch(t, []string{"", notJSON.MessageId, noType.MessageId, badText.MessageId}, deadIDs)
+	require.ElementsMatch(t, []string{"", notJSON.MessageId, noType.MessageId, badText.MessageId, notUUID.MessageId}, deadIDs)
 
 	// Consumption goes on after the rejects.
 	publish(t, b.broker, b.exchange, event(newID()))
@@ -111,9 +113,14 @@ func TestMalformedMessagesAreDeadLettered(t *testing.T) {
 	require.EqualValues(t, 3, n)
 	require.EqualValues(t, 3, inbox)
 	require.True(t, b.logs.Contains("body is not valid JSON"), "the reject is logged with its reason")
+	require.True(t, b.logs.Contains("message id is not a UUID"))
+	var stored string
+	require.NoError(t, b.db.Pool.QueryRow(context.Background(),
+		"SELECT message_id::text FROM consumer_inbox WHERE message_id = $1::uuid", good2.MessageId).Scan(&stored))
+	require.Equal(t, strings.ToLower(good2.MessageId), stored)
 }
 
-func TestHandlerErrorRequeuesUntilItSucceeds(t *testing.T) {
+func TestHandlerErrorRetriesUntilItSucceeds(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	var calls atomic.Int32
@@ -134,13 +141,53 @@ func TestHandlerErrorRequeuesUntilItSucceeds(t *testing.T) {
 	eventually(t, "message processed", func() bool { return c.Stats().Processed == 1 })
 	c.stop(t)
 
-	require.Equal(t, consumer.Stats{Processed: 1, Requeued: 3}, c.Stats())
+	require.Equal(t, consumer.Stats{Processed: 1, HandlerRetries: 3}, c.Stats(), "retried in the process, never requeued")
 	require.EqualValues(t, 4, calls.Load())
-	require.True(t, redelivered.Load(), "the broker redelivered the nacked message")
+	require.False(t, redelivered.Load(), "the broker delivered the message once")
 	require.True(t, b.logs.Contains("handler panicked: injected: a bug in the handler"))
 	n, inbox := totals(t, b.db.Pool, b.queue)
 	require.EqualValues(t, 1, n, "effects of failed attempts were rolled back")
 	require.EqualValues(t, 1, inbox)
+}
+
+// TestRepeatedHandlerErrorDeadLetters: a message whose handler keeps failing
+// with an ordinary (not permanent, not database) error is dead-lettered after
+// MaxAttempts tries instead of looping; the queue goes on.
+func TestRepeatedHandlerErrorDeadLetters(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	poison := event(newID())
+	var poisonCalls atomic.Int32
+	cfg := b.config()
+	cfg.MaxAttempts = 3
+	cfg.Handler = consumer.Each(func(ctx context.Context, tx pgx.Tx, d consumer.Delivery) error {
+		if d.MessageID == poison.MessageId {
+			poisonCalls.Add(1)
+			return errors.New("injected: this event always fails")
+		}
+		return consumer.AnalyticsHandler(ctx, tx, []consumer.Delivery{d})
+	})
+	c := start(t, b.db.Pool, b.broker.URL, cfg)
+	publish(t, b.broker, b.exchange, poison)
+	eventually(t, "the poison message settled", func() bool { return settled(c) == 1 })
+	publish(t, b.broker, b.exchange, event(newID()))
+	eventually(t, "the next message processed", func() bool { return c.Stats().Processed == 1 })
+	c.stop(t)
+
+	require.Equal(t, consumer.Stats{Processed: 1, Rejected: 1, HandlerRetries: 2}, c.Stats())
+	require.EqualValues(t, 3, poisonCalls.Load(), "MaxAttempts tries")
+	require.True(t, b.logs.Contains("the handler failed 3 times (MaxAttempts)"))
+	var dead []amqp.Delivery
+	eventually(t, "the poison message in the dead-letter queue", func() bool {
+		dead = append(dead, drainDead(t, b.broker, b.queue)...)
+		return len(dead) >= 1
+	})
+	require.Len(t, dead, 1)
+	require.Equal(t, poison.MessageId, dead[0].MessageId)
+	require.False(t, dead[0].Redelivered && dead[0].Headers["x-delivery-count"] != nil, "never requeued")
+	n, inbox := totals(t, b.db.Pool, b.queue)
+	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, inbox, "the poison message's inbox row was rolled back")
 }
 
 func TestPermanentErrorDeadLettersOnlyTheCulprit(t *testing.T) {
@@ -178,22 +225,14 @@ func TestPermanentErrorDeadLettersOnlyTheCulprit(t *testing.T) {
 	require.EqualValues(t, 7, inbox, "the poison message's inbox row was rolled back")
 }
 
-// TestDatabaseDown takes the consumer's database away for real: new
-// connections are refused and the open ones terminated.
-func TestDatabaseDown(t *testing.T) {
-	t.Parallel()
-	b := setup(t)
-	pool, err := pgxpool.New(context.Background(), b.db.URL)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	cfg := b.config()
-	cfg.RetryBackoff, cfg.RetryBackoffMax = 10*time.Millisecond, 100*time.Millisecond
-	c := start(t, pool, b.broker.URL, cfg)
-
+// dbOutage takes a test database away for real: new connections are refused
+// and the open ones terminated, until the returned function brings it back.
+func dbOutage(t *testing.T, dbName string) (restore func()) {
+	t.Helper()
 	admin, err := pgx.Connect(context.Background(), testdb.ServerURL())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = admin.Close(context.Background()) })
-	name := pgx.Identifier{pool.Config().ConnConfig.Database}.Sanitize()
+	name := pgx.Identifier{dbName}.Sanitize()
 	allow := func(on bool) {
 		_, err := admin.Exec(context.Background(), "ALTER DATABASE "+name+" ALLOW_CONNECTIONS "+map[bool]string{true: "true", false: "false"}[on])
 		require.NoError(t, err)
@@ -201,23 +240,97 @@ func TestDatabaseDown(t *testing.T) {
 	allow(false)
 	t.Cleanup(func() { allow(true) })
 	_, err = admin.Exec(context.Background(),
-		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", pool.Config().ConnConfig.Database)
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", dbName)
 	require.NoError(t, err)
+	return func() { allow(true) }
+}
 
+// redeliveries wraps h and counts the deliveries it sees that the broker
+// delivered before.
+func redeliveries(h consumer.Handler, n *atomic.Int32) consumer.Handler {
+	return func(ctx context.Context, tx pgx.Tx, batch []consumer.Delivery) error {
+		for _, d := range batch {
+			if d.Redelivered || d.Headers["x-delivery-count"] != nil {
+				n.Add(1)
+			}
+		}
+		return h(ctx, tx, batch)
+	}
+}
+
+// TestDatabaseDown keeps the consumer's database away for more than 20
+// back-offs (RabbitMQ 4's default delivery limit): the consumer holds its
+// deliveries unacked and retries in the process, so nothing is requeued,
+// redelivered or dead-lettered, even with a delivery limit of 2, and every
+// effect is applied exactly once after the database is back.
+func TestDatabaseDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pool, err := pgxpool.New(context.Background(), b.db.URL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	var redelivered atomic.Int32
+	cfg := b.config()
+	cfg.RetryBackoff, cfg.RetryBackoffMax = 10*time.Millisecond, 20*time.Millisecond
+	cfg.DeliveryLimit = 2 // requeue cycling would dead-letter at the second return
+	cfg.Prefetch, cfg.BatchSize, cfg.Concurrency = 20, 10, 1
+	cfg.Handler = redeliveries(consumer.AnalyticsHandler, &redelivered)
+	c := start(t, pool, b.broker.URL, cfg)
+
+	restore := dbOutage(t, pool.Config().ConnConfig.Database)
 	msgs := events(50)
 	publish(t, b.broker, b.exchange, msgs...)
-	eventually(t, "batches requeued while the database is down", func() bool { return c.Stats().Requeued >= 50 })
-	require.Zero(t, c.Stats().Processed)
+	eventually(t, "more than 20 retries while the database is down", func() bool { return c.Stats().DatabaseRetries > 25 })
+	s := c.Stats()
+	require.Zero(t, s.Processed)
+	require.Zero(t, s.Requeued, "nothing nacked with requeue")
+	require.Zero(t, s.Rejected)
+	require.Empty(t, drainDead(t, b.broker, b.queue), "nothing dead-lettered")
+	require.Less(t, b.logs.Count("database unavailable, holding the messages"), int(s.DatabaseRetries)/2,
+		"logged once per backoff step, not per attempt")
 
-	allow(true)
+	restore()
 	eventually(t, "all processed after the database is back", func() bool { return c.Stats().Processed == 50 })
 	c.stop(t)
+	s = c.Stats()
+	require.Zero(t, s.Requeued)
+	require.Zero(t, s.Rejected)
+	require.Zero(t, redelivered.Load(), "no message was delivered twice")
+	require.Empty(t, drainDead(t, b.broker, b.queue), "nothing dead-lettered")
 	require.Zero(t, queueDepth(t, b.broker, b.queue))
+	require.True(t, b.logs.Contains("database is back, applied the held messages"))
 	fresh := testdbPool(t, b.db.URL)
 	n, inbox := totals(t, fresh, b.queue)
 	require.EqualValues(t, 50, n)
 	require.EqualValues(t, 50, inbox)
-	t.Logf("stats after the outage: %+v", c.Stats())
+	t.Logf("stats after the outage: %+v", s)
+}
+
+// TestStopWhileDatabaseDown stops a consumer that holds messages through an
+// outage: it returns them to the queue once, and Run returns nil.
+func TestStopWhileDatabaseDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pool, err := pgxpool.New(context.Background(), b.db.URL)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	cfg := b.config()
+	cfg.RetryBackoff, cfg.RetryBackoffMax = 10*time.Millisecond, 20*time.Millisecond
+	c := start(t, pool, b.broker.URL, cfg)
+
+	restore := dbOutage(t, pool.Config().ConnConfig.Database)
+	publish(t, b.broker, b.exchange, events(10)...)
+	eventually(t, "messages held", func() bool { return c.Stats().DatabaseRetries > 0 && queueDepth(t, b.broker, b.queue) == 0 })
+	c.stop(t)
+	require.EqualValues(t, 10, c.Stats().Requeued, "returned to the queue once")
+	require.Zero(t, c.Stats().Processed)
+	eventually(t, "the messages back in the queue", func() bool { return queueDepth(t, b.broker, b.queue) == 10 })
+	require.Empty(t, drainDead(t, b.broker, b.queue))
+
+	restore()
+	c2 := start(t, testdbPool(t, b.db.URL), b.broker.URL, cfg)
+	eventually(t, "processed by the next consumer", func() bool { return c2.Stats().Processed == 10 })
+	c2.stop(t)
 }
 
 func TestBrokerConnectionLost(t *testing.T) {
@@ -331,6 +444,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		"reserved queue":      {cfg: consumer.Config{Queue: "amq.x"}, want: "reserves"},
 		"batch over prefetch": {cfg: consumer.Config{Queue: "q", Prefetch: 10, BatchSize: 11}, want: "BatchSize must be between 1 and Prefetch (10)"},
 		"negative prefetch":   {cfg: consumer.Config{Queue: "q", Prefetch: -1}, want: "Prefetch must be between"},
+		"zero attempts":       {cfg: consumer.Config{Queue: "q", MaxAttempts: -1}, want: "MaxAttempts must be at least 1"},
+		"bad delivery limit":  {cfg: consumer.Config{Queue: "q", DeliveryLimit: -2}, want: "DeliveryLimit must be positive, or -1"},
 		"bad url":             {cfg: consumer.Config{Queue: "q"}, url: "http://user:s3cret@host/", want: "invalid AMQP URL http://user:xxxxx@host/"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -436,4 +551,31 @@ func testdbPool(t *testing.T, url string) *pgxpool.Pool {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	return pool
+}
+
+// TestConnectionLostMidTransaction: the database connection dies inside the
+// batch's transaction (the handler's own backend is terminated). That is a
+// database error, not a handler failure: the batch is held and retried,
+// never dead-lettered nor requeued.
+func TestConnectionLostMidTransaction(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var calls atomic.Int32
+	cfg := b.config()
+	cfg.MaxAttempts = 1 // a handler error would dead-letter at once
+	cfg.Handler = func(ctx context.Context, tx pgx.Tx, batch []consumer.Delivery) error {
+		if calls.Add(1) <= 2 {
+			_, err := tx.Exec(ctx, "SELECT pg_terminate_backend(pg_backend_pid())")
+			return err
+		}
+		return consumer.AnalyticsHandler(ctx, tx, batch)
+	}
+	c := start(t, b.db.Pool, b.broker.URL, cfg)
+	publish(t, b.broker, b.exchange, event(newID()))
+	eventually(t, "message processed", func() bool { return c.Stats().Processed == 1 })
+	c.stop(t)
+	require.Equal(t, consumer.Stats{Processed: 1, DatabaseRetries: 2}, c.Stats())
+	n, inbox := totals(t, b.db.Pool, b.queue)
+	require.EqualValues(t, 1, n)
+	require.EqualValues(t, 1, inbox)
 }

@@ -13,8 +13,9 @@ import (
 // Delivery is one well-formed message, as a Handler sees it. The consumer
 // acks it; a Handler never does.
 type Delivery struct {
-	// MessageID is the AMQP message id: the relay sets it to the outbox row's
-	// message_id. Never empty.
+	// MessageID is the AMQP message id, a UUID (the relay sets it to the
+	// outbox row's message_id), in canonical form: lower case, hyphenated
+	// (8-4-4-4-12). Never empty.
 	MessageID string
 
 	// Topic is the AMQP message type: the outbox event's topic, e.g.
@@ -51,14 +52,15 @@ func (d Delivery) Day() time.Time {
 var errMalformed = errors.New("malformed message")
 
 // parse turns an AMQP delivery into a Delivery, or says why it is malformed.
-// Ids and topics must be text that Postgres accepts (UTF-8 without NUL), or
-// they would fail in the database for ever.
+// Ids must be UUIDs (consumer_inbox.message_id is uuid) and topics text that
+// Postgres accepts (UTF-8 without NUL), or they would fail in the database for
+// ever.
 func parse(d *amqp.Delivery) (Delivery, error) {
 	switch {
 	case d.MessageId == "":
 		return Delivery{}, malformed("no message id")
-	case !pgText(d.MessageId):
-		return Delivery{}, malformed("message id is not UTF-8 text")
+	case !isUUID(d.MessageId):
+		return Delivery{}, malformed("message id is not a UUID")
 	case d.Type == "":
 		return Delivery{}, malformed("no type (the event's topic)")
 	case !pgText(d.Type):
@@ -71,7 +73,7 @@ func parse(d *amqp.Delivery) (Delivery, error) {
 		ts = ts.UTC()
 	}
 	return Delivery{
-		MessageID:   d.MessageId,
+		MessageID:   strings.ToLower(d.MessageId),
 		Topic:       d.Type,
 		Timestamp:   ts,
 		Body:        json.RawMessage(d.Body),
@@ -91,4 +93,25 @@ func (e *malformedError) Unwrap() error { return errMalformed }
 
 func pgText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
+}
+
+// isUUID reports whether s is a UUID in the hyphenated 8-4-4-4-12 form, in
+// either case: the form the relay sends (outbox_event.message_id::text).
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -20,16 +20,22 @@ import (
 // back and nothing of the batch is acked.
 //
 // An error wrapped with Permanent (or a Postgres data exception, SQLSTATE
-// class 22) dead-letters the message that caused it; any other error
-// requeues it after a backoff. To find the culprit, a failed batch of several
-// messages is retried one message per transaction.
+// class 22) dead-letters the message that caused it. A database error (the
+// connection lost or refused, a timeout, a serialization failure or deadlock,
+// a shutdown; also any network error or timeout: see the package doc) holds
+// the batch, unacked, and retries it
+// until the database is back. Any other error is retried in the process with
+// a backoff, and dead-letters the message after Config.MaxAttempts tries. To
+// find the culprit, a failed batch of several messages is retried one message
+// per transaction. Nothing is ever nacked with requeue while the consumer
+// runs.
 //
 // A Handler must not commit or roll back tx, and must be safe for concurrent
 // use: each of the Consumer's workers calls it. Messages reach it in queue
 // order within one worker, but workers and competing consumers run batches in
-// parallel and requeued messages come back later: an effect that depends on
-// the order of messages must not rely on delivery order. A panic is treated
-// as an error that requeues the batch.
+// parallel and redelivered messages come back later: an effect that depends
+// on the order of messages must not rely on delivery order. A panic is
+// treated as an ordinary (retried) error.
 type Handler func(ctx context.Context, tx pgx.Tx, batch []Delivery) error
 
 // Each adapts a function that handles one message to a Handler; it calls fn
@@ -49,7 +55,7 @@ func Each(fn func(ctx context.Context, tx pgx.Tx, d Delivery) error) Handler {
 var ErrPermanent = errors.New("permanent failure")
 
 // Permanent marks a Handler error as permanent: the message will never be
-// handled, so it is dead-lettered instead of requeued.
+// handled, so it is dead-lettered at once instead of retried.
 func Permanent(err error) error {
 	return &permanentError{err: err}
 }

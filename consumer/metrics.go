@@ -14,7 +14,12 @@ type Stats struct {
 	Processed  uint64 // new message ids whose effect committed
 	Duplicates uint64 // ids already in the inbox: acked without effect
 	Rejected   uint64 // malformed or permanently failing: dead-lettered
-	Requeued   uint64 // nacked with requeue after a failure (database down, ...)
+	Requeued   uint64 // returned to the queue by a consumer stopped while it held them (database down, between handler tries)
+
+	// Failed transactions retried in the process (not deliveries: a batch
+	// held through an outage counts once per attempt).
+	DatabaseRetries uint64 // database errors: the messages are held until the database is back
+	HandlerRetries  uint64 // handler errors: at most MaxAttempts-1 per message, then dead-lettered
 }
 
 // Stats returns the counts so far. It is safe to call while Run runs.
@@ -24,14 +29,31 @@ func (c *Consumer) Stats() Stats {
 		Duplicates: c.stats.duplicates.Load(),
 		Rejected:   c.stats.rejected.Load(),
 		Requeued:   c.stats.requeued.Load(),
+
+		DatabaseRetries: c.stats.dbRetries.Load(),
+		HandlerRetries:  c.stats.handlerRetries.Load(),
 	}
 }
 
 type counters struct {
 	processed, duplicates, rejected, requeued atomic.Uint64
+	dbRetries, handlerRetries                 atomic.Uint64
 
 	// Prometheus children; nil without a Registerer.
 	mProcessed, mDuplicates, mRejected, mRequeued prometheus.Counter
+	mDBRetries, mHandlerRetries                   prometheus.Counter
+}
+
+// retried counts one failed transaction that is retried in the process.
+func (s *counters) retried(database bool) {
+	c, m := &s.handlerRetries, s.mHandlerRetries
+	if database {
+		c, m = &s.dbRetries, s.mDBRetries
+	}
+	c.Add(1)
+	if m != nil {
+		m.Inc()
+	}
 }
 
 func (s *counters) add(processed, duplicates, rejected, requeued int) {
@@ -56,24 +78,44 @@ func (s *counters) register(reg prometheus.Registerer, queue string) error {
 	if reg == nil {
 		return nil
 	}
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
+	vec, err := registerVec(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jobsd_consumer_messages_total",
 		Help: "Messages settled by jobsd consumers, by queue and result (processed, duplicate, rejected, requeued).",
-	}, []string{"queue", "result"})
-	if err := reg.Register(vec); err != nil {
-		var already prometheus.AlreadyRegisteredError
-		if !errors.As(err, &already) {
-			return err
-		}
-		existing, ok := already.ExistingCollector.(*prometheus.CounterVec)
-		if !ok {
-			return err
-		}
-		vec = existing
+	}, []string{"queue", "result"}))
+	if err != nil {
+		return err
 	}
+	retries, err := registerVec(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jobsd_consumer_retries_total",
+		Help: "Failed consumer transactions retried in the process, by queue and reason " +
+			"(database: messages held while the database is unavailable; handler: handler errors).",
+	}, []string{"queue", "reason"}))
+	if err != nil {
+		return err
+	}
+	s.mDBRetries = retries.WithLabelValues(queue, "database")
+	s.mHandlerRetries = retries.WithLabelValues(queue, "handler")
 	s.mProcessed = vec.WithLabelValues(queue, "processed")
 	s.mDuplicates = vec.WithLabelValues(queue, "duplicate")
 	s.mRejected = vec.WithLabelValues(queue, "rejected")
 	s.mRequeued = vec.WithLabelValues(queue, "requeued")
 	return nil
+}
+
+// registerVec registers vec, or returns the identical collector another
+// Consumer registered.
+func registerVec(reg prometheus.Registerer, vec *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	err := reg.Register(vec)
+	if err == nil {
+		return vec, nil
+	}
+	var already prometheus.AlreadyRegisteredError
+	if !errors.As(err, &already) {
+		return nil, err
+	}
+	existing, ok := already.ExistingCollector.(*prometheus.CounterVec)
+	if !ok {
+		return nil, err
+	}
+	return existing, nil
 }

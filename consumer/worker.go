@@ -2,8 +2,10 @@ package consumer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -18,8 +20,8 @@ import (
 type worker struct {
 	c          *Consumer
 	deliveries <-chan amqp.Delivery
-	lost       <-chan struct{} // closed when the session's connection is lost
-	failures   int             // consecutive failed batches, for the backoff
+	lost       <-chan struct{} // closed when the session's connection or this worker's channel is lost
+	dbDown     bool            // the last transaction failed with a database error
 }
 
 // run handles deliveries until the channel closes (consumer cancelled or
@@ -66,8 +68,9 @@ func (w *worker) isLost() bool {
 }
 
 // handle settles one batch: rejects the malformed deliveries, applies the
-// others in one transaction and acks them; on failure it finds the culprit by
-// retrying one message per transaction.
+// others in one transaction and acks them. While the database is unavailable
+// it holds the batch (see applyHolding). On a handler error it finds the
+// culprit by retrying one message per transaction (see one).
 func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
 	msgs := make([]Delivery, 0, len(batch))
 	raws := make([]*amqp.Delivery, 0, len(batch))
@@ -82,33 +85,126 @@ func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
 	if len(msgs) == 0 {
 		return
 	}
-	fresh, err := w.c.apply(ctx, msgs)
-	if err == nil {
+	fresh, err := w.applyHolding(ctx, msgs)
+	switch {
+	case err == nil:
 		w.ack(raws[len(raws)-1], true, fresh, len(msgs)-fresh)
 		return
+	case errors.Is(err, errStopped):
+		w.release(raws)
+		return
+	case len(msgs) == 1:
+		if !w.one(ctx, msgs[0], raws[0], err) {
+			w.release(raws)
+		}
+		return
 	}
-	if len(msgs) > 1 {
-		w.c.log.Debug("batch failed, retrying its messages one by one", "messages", len(msgs), "error", err)
-	}
+	w.c.log.Debug("batch failed, retrying its messages one by one", "messages", len(msgs), "error", err)
 	for i := range msgs {
-		if len(msgs) > 1 {
-			fresh, err = w.c.apply(ctx, msgs[i:i+1])
-			if err == nil {
-				w.ack(raws[i], false, fresh, 1-fresh)
-				continue
+		if !w.one(ctx, msgs[i], raws[i], nil) {
+			w.release(raws[i:])
+			return
+		}
+	}
+}
+
+// errStopped is returned when the consumer stops (or loses its channel)
+// while it holds unsettled messages.
+var errStopped = errors.New("consumer stopping")
+
+// holdLogEvery is how often a worker that holds messages through a database
+// outage logs once its backoff reached RetryBackoffMax; before that it logs
+// once per backoff step.
+const holdLogEvery = time.Minute
+
+// applyHolding applies msgs in one transaction, retrying it in the process
+// for as long as it fails with a database error (see isDatabaseError): the
+// deliveries stay unacked meanwhile, so the broker neither redelivers them to
+// another consumer nor counts a delivery against the queue's delivery limit,
+// and the prefetch stops it from sending more. Requeueing them instead would
+// cycle them through the queue and, on a quorum queue, dead-letter them after
+// x-delivery-limit deliveries (20 by default on RabbitMQ 4). It returns the
+// first outcome that is not a database error, or errStopped when ctx is done
+// while it holds them.
+func (w *worker) applyHolding(ctx context.Context, msgs []Delivery) (int, error) {
+	if w.dbDown && ctx.Err() != nil {
+		return 0, errStopped // stopping during an outage: release at once
+	}
+	var since, logged time.Time
+	var loggedStep time.Duration
+	for attempt := 0; ; attempt++ {
+		fresh, err := w.c.apply(ctx, msgs)
+		if err == nil || !isDatabaseError(err) {
+			if attempt > 0 {
+				w.c.log.Info("database is back, applied the held messages", "messages", len(msgs),
+					"attempts", attempt+1, "held_for", time.Since(since).Round(time.Millisecond))
 			}
+			w.dbDown = false
+			return fresh, err
+		}
+		if attempt == 0 {
+			since = time.Now()
+		}
+		w.dbDown = true
+		step := w.c.backoffStep(attempt)
+		wait := jitter(step)
+		if step != loggedStep || time.Since(logged) >= holdLogEvery {
+			w.c.log.Warn("database unavailable, holding the messages unacked and retrying",
+				"messages", len(msgs), "attempts", attempt+1, "retry_in", wait,
+				"held_for", time.Since(since).Round(time.Millisecond), "error", err)
+			loggedStep, logged = step, time.Now()
+		}
+		if !sleep(ctx, wait) {
+			return 0, errStopped
+		}
+		w.c.stats.retried(true)
+	}
+}
+
+// one settles m, a message of a failed batch, in transactions of its own: it
+// acks it once applied, dead-letters it on a permanent error or after
+// MaxAttempts handler errors, with RetryBackoff between attempts, and holds
+// it through database errors (they do not count as attempts). err is the
+// error of a first attempt already made, or nil. It returns false, leaving
+// m unsettled, when ctx is done first.
+func (w *worker) one(ctx context.Context, m Delivery, raw *amqp.Delivery, err error) bool {
+	attempts := 0
+	if err != nil {
+		attempts = 1
+	}
+	for {
+		if err == nil {
+			var fresh int
+			fresh, err = w.applyHolding(ctx, []Delivery{m})
+			switch {
+			case err == nil:
+				w.ack(raw, false, fresh, 1-fresh)
+				return true
+			case errors.Is(err, errStopped):
+				return false
+			}
+			attempts++
 		}
 		if isPermanent(err) {
-			w.reject(raws[i], err)
-			continue
+			w.reject(raw, err)
+			return true
 		}
-		w.requeue(ctx, raws[i:], err)
-		return
+		if attempts >= w.c.cfg.MaxAttempts {
+			w.reject(raw, fmt.Errorf("the handler failed %d times (MaxAttempts), last: %w", attempts, err))
+			return true
+		}
+		wait := w.c.backoff(attempts - 1)
+		w.c.log.Warn("handler failed, retrying the message", "message_id", m.MessageID, "attempt", attempts,
+			"max_attempts", w.c.cfg.MaxAttempts, "retry_in", wait, "error", err)
+		if !sleep(ctx, wait) {
+			return false
+		}
+		w.c.stats.retried(false)
+		err = nil
 	}
 }
 
 func (w *worker) ack(d *amqp.Delivery, multiple bool, processed, duplicates int) {
-	w.failures = 0
 	w.c.stats.add(processed, duplicates, 0, 0)
 	if err := d.Ack(multiple); err != nil {
 		// Committed but not acked: the broker redelivers, the inbox dedupes.
@@ -127,19 +223,21 @@ func (w *worker) reject(d *amqp.Delivery, why error) {
 	w.c.stats.add(0, 0, 1, 0)
 }
 
-// requeue waits the backoff (cut short when ctx is done), then nacks ds, the
-// unsettled tail of a batch, with requeue.
-func (w *worker) requeue(ctx context.Context, ds []*amqp.Delivery, why error) {
-	wait := w.c.backoff(w.failures)
-	w.failures++
-	w.c.log.Warn("handling failed, requeueing after a backoff", "messages", len(ds), "backoff", wait,
-		"consecutive_failures", w.failures, "error", why)
-	sleep(ctx, wait)
+// release returns ds, the unsettled tail of a batch, to the queue with one
+// multiple nack: the consumer stops while it holds them (database down, or
+// between two handler attempts). That counts one delivery against the
+// queue's delivery limit. After a lost channel there is nothing to do: the
+// broker requeued them already.
+func (w *worker) release(ds []*amqp.Delivery) {
+	if w.isLost() {
+		return
+	}
 	if err := ds[len(ds)-1].Nack(true, true); err != nil {
 		w.c.log.Debug("nack failed; the broker requeues the messages when the channel closes", "error", err)
 		return
 	}
 	w.c.stats.add(0, 0, 0, len(ds))
+	w.c.log.Info("stopping: returned the held messages to the queue", "messages", len(ds))
 }
 
 var inboxInsertSQL = jsql.Statement("consumer_inbox_insert")
@@ -157,37 +255,40 @@ func (c *Consumer) apply(ctx context.Context, msgs []Delivery) (int, error) {
 	slices.Sort(ids) // one lock order for concurrent batches
 	ids = slices.Compact(ids)
 
-	var fresh []Delivery
-	err := pgx.BeginFunc(txCtx, c.pool, func(tx pgx.Tx) error {
-		rows, _ := tx.Query(txCtx, inboxInsertSQL, c.cfg.Queue, ids)
-		inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("record in consumer_inbox: %w", err)
-		}
-		isNew := make(map[string]bool, len(inserted))
-		for _, id := range inserted {
-			isNew[id] = true
-		}
-		fresh = fresh[:0]
-		for _, m := range msgs {
-			if isNew[m.MessageID] {
-				fresh = append(fresh, m)
-				delete(isNew, m.MessageID) // a second copy in the batch is a duplicate
-			}
-		}
-		if len(fresh) == 0 {
-			return nil
-		}
-		return callHandler(txCtx, c.cfg.Handler, tx, fresh)
-	})
+	tx, err := c.pool.Begin(txCtx)
 	if err != nil {
-		return 0, err
+		return 0, &dbError{op: "begin", err: err}
+	}
+	defer tx.Rollback(txCtx) //nolint:errcheck // a no-op once committed
+	rows, _ := tx.Query(txCtx, inboxInsertSQL, c.cfg.Queue, ids)
+	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, &dbError{op: "record in consumer_inbox", err: err}
+	}
+	isNew := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		isNew[id] = true
+	}
+	var fresh []Delivery
+	for _, m := range msgs {
+		if isNew[m.MessageID] {
+			fresh = append(fresh, m)
+			delete(isNew, m.MessageID) // a second copy in the batch is a duplicate
+		}
+	}
+	if len(fresh) > 0 {
+		if err := callHandler(txCtx, c.cfg.Handler, tx, fresh); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(txCtx); err != nil {
+		return 0, fmt.Errorf("commit: %w", err)
 	}
 	return len(fresh), nil
 }
 
 // callHandler runs h, turning a panic into an error: the transaction rolls
-// back and the batch is requeued, as for any other Handler error.
+// back and the batch is retried, as for any other Handler error.
 func callHandler(ctx context.Context, h Handler, tx pgx.Tx, batch []Delivery) (err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -17,17 +17,21 @@ const progressIntervalDefault = 5 * time.Second
 
 func consumeCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "consume",
-		Usage:     "run an analytics consumer on queue Q until SIGINT/SIGTERM",
-		UsageText: "jobsd consume --queue Q [--exchange X] [--prefetch N] [--batch-size N] [--concurrency N]",
+		Name:  "consume",
+		Usage: "run an analytics consumer on queue Q until SIGINT/SIGTERM",
+		UsageText: "jobsd consume --queue Q [--exchange X] [--prefetch N] [--batch-size N] [--concurrency N]\n" +
+			"   [--max-attempts N] [--delivery-limit N] [--inbox-retention D]",
 		Description: "Declares the durable fanout exchange, a durable quorum queue Q bound to it and the\n" +
 			"dead-letter exchange Q.dlx with queue Q.dead. Each batch of messages is recorded in\n" +
 			"consumer_inbox and counted in analytics_counts in one transaction, then acked: a\n" +
 			"redelivered message has no effect. Malformed messages go to Q.dead. Consumers on the\n" +
 			"same queue share the work; consumers on different queues each get every event.\n\n" +
 			"It exits 1 at once when the database or the broker is unreachable at start; once\n" +
-			"running it reconnects to a lost broker with backoff. SIGINT/SIGTERM finishes the\n" +
-			"messages in hand and exits 0.\n\n" +
+			"running it reconnects to a lost broker with backoff, and while the database is down\n" +
+			"it holds its messages unacked and retries (it never cycles them through the queue,\n" +
+			"whose delivery limit would dead-letter them). A message whose effect keeps failing\n" +
+			"goes to Q.dead after --max-attempts. Inbox rows older than --inbox-retention are\n" +
+			"deleted in the background. SIGINT/SIGTERM finishes the messages in hand and exits 0.\n\n" +
 			"Examples:\n   jobsd consume --queue analytics.counts\n   JOBSD_QUEUE=analytics.counts jobsd consume --prefetch 500",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_QUEUE"},
@@ -41,7 +45,13 @@ func consumeCommand() *cli.Command {
 			&cli.IntFlag{Name: "concurrency", EnvVars: []string{"JOBSD_CONCURRENCY"}, Value: consumer.ConcurrencyDefault,
 				Usage: "channels, each with its own consumer and worker"},
 			&cli.DurationFlag{Name: "retry-backoff", EnvVars: []string{"JOBSD_RETRY_BACKOFF"}, Value: consumer.RetryBackoffDefault,
-				Usage: "first wait before requeueing a failed batch or redialling the broker (doubles, capped at 30s)"},
+				Usage: "first wait before retrying a failed batch or redialling the broker (doubles, capped at 30s)"},
+			&cli.IntFlag{Name: "max-attempts", EnvVars: []string{"JOBSD_MAX_ATTEMPTS"}, Value: consumer.MaxAttemptsDefault,
+				Usage: "tries of a message whose handler fails (not a database error) before it goes to Q.dead"},
+			&cli.IntFlag{Name: "delivery-limit", EnvVars: []string{"JOBSD_DELIVERY_LIMIT"}, Value: consumer.DeliveryLimitDefault,
+				Usage: "the queue's x-delivery-limit (RabbitMQ 4's default; 3.x has none); -1 declares none"},
+			&cli.DurationFlag{Name: "inbox-retention", EnvVars: []string{"JOBSD_INBOX_RETENTION"}, Value: consumer.InboxRetentionDefault,
+				Usage: "delete consumer_inbox rows of Q older than this; must exceed any redelivery delay; negative keeps them"},
 			&cli.DurationFlag{Name: "progress-interval", EnvVars: []string{"JOBSD_PROGRESS_INTERVAL"}, Value: progressIntervalDefault,
 				Usage: "how often to log progress when something changed; 0 disables"},
 		},
@@ -58,17 +68,24 @@ func consumeCommand() *cli.Command {
 				return usagef("--concurrency must be at least 1")
 			case c.Duration("retry-backoff") <= 0:
 				return usagef("--retry-backoff must be positive")
+			case c.Int("max-attempts") < 1:
+				return usagef("--max-attempts must be at least 1")
+			case c.Int("delivery-limit") < 1 && c.Int("delivery-limit") != -1:
+				return usagef("--delivery-limit must be at least 1, or -1 for none")
 			case c.Duration("progress-interval") < 0:
 				return usagef("--progress-interval must not be negative")
 			}
 			cfg := consumer.Config{
-				Queue:        c.String("queue"),
-				Exchange:     c.String("exchange"),
-				Prefetch:     c.Int("prefetch"),
-				BatchSize:    c.Int("batch-size"),
-				Concurrency:  c.Int("concurrency"),
-				RetryBackoff: c.Duration("retry-backoff"),
-				Logger:       slog.Default(),
+				Queue:          c.String("queue"),
+				Exchange:       c.String("exchange"),
+				Prefetch:       c.Int("prefetch"),
+				BatchSize:      c.Int("batch-size"),
+				Concurrency:    c.Int("concurrency"),
+				RetryBackoff:   c.Duration("retry-backoff"),
+				MaxAttempts:    c.Int("max-attempts"),
+				DeliveryLimit:  c.Int("delivery-limit"),
+				InboxRetention: c.Duration("inbox-retention"),
+				Logger:         slog.Default(),
 			}
 			pool, err := openPool(c)
 			if err != nil {

@@ -35,6 +35,9 @@ func TestConsumeUsageErrors(t *testing.T) {
 		{[]string{"consume", "--queue", "q", "--prefetch", "abc"}, "invalid value \"abc\" for flag -prefetch"},
 		{[]string{"consume", "--queue", "q", "--prefetch", "10", "--batch-size", "20"}, "BatchSize must be between 1 and Prefetch (10)"},
 		{[]string{"consume", "--queue", "amq.q"}, "reserves"},
+		{[]string{"consume", "--queue", "q", "--max-attempts", "0"}, "jobsd: --max-attempts must be at least 1"},
+		{[]string{"consume", "--queue", "q", "--delivery-limit", "0"}, "jobsd: --delivery-limit must be at least 1, or -1 for none"},
+		{[]string{"consume", "--queue", "q", "--inbox-retention", "week"}, "invalid value \"week\" for flag -inbox-retention"},
 	} {
 		res := testbin.Run(t, env, tc.args...)
 		require.Equal(t, exitUsage, res.Code, "jobsd %v: %s", tc.args, res.Stderr)

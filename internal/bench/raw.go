@@ -62,7 +62,7 @@ func RawPublish(ctx context.Context, amqpURL string, n, window, size int) (Throu
 }
 
 // Publish publishes n relay-like messages (persistent, JSON body of size
-// bytes, message ids unique to this call, type user.signed_up, the relay's
+// bytes, message ids UUIDs unique to this call, type user.signed_up, the relay's
 // key header) to exchange with pipelined publisher confirms: at most window
 // messages wait for their confirm. It returns once all are confirmed, or the
 // first nack.
@@ -81,7 +81,7 @@ func Publish(ctx context.Context, amqpURL, exchange string, n, window, size int)
 	}
 	confirms := ch.NotifyPublish(make(chan amqp.Confirmation, window+1))
 	body := payload(0, size)
-	run := newName()
+	run := newRunID()
 	outstanding := 0
 	await := func() error {
 		select {
@@ -108,7 +108,7 @@ func Publish(ctx context.Context, amqpURL, exchange string, n, window, size int)
 			Headers:      amqp.Table{relay.KeyHeader: "bench-" + strconv.Itoa(i)},
 			ContentType:  "application/json",
 			DeliveryMode: amqp.Persistent,
-			MessageId:    run + "-" + strconv.Itoa(i),
+			MessageId:    fmt.Sprintf("%s%012x", run, i), // a UUID, as the relay's ids and the consumer require
 			Timestamp:    time.Now(),
 			Type:         topic,
 			Body:         body,

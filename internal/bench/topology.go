@@ -36,6 +36,16 @@ func newName() string {
 	return "jobsd.bench." + hex.EncodeToString(b)
 }
 
+// newRunID returns the first 24 characters of a UUID (8-4-4-4-), random;
+// appending 12 hex digits of a sequence number completes it.
+func newRunID() string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // variant
+	return fmt.Sprintf("%x-%x-%x-%x-", b[0:4], b[4:6], b[6:8], b[8:10])
+}
+
 // declare creates a durable fanout exchange and, unless noQueue, a durable
 // quorum queue of the same name bound to it.
 func declare(amqpURL string, noQueue bool) (*topology, error) {

@@ -12,7 +12,7 @@ WITH profiles_done AS (
 ), consumed AS (
     SELECT extract(epoch FROM c.processed_at - e.created_at)::float8 AS s
     FROM outbox_event e
-    JOIN consumer_inbox c ON c.queue = $2 AND c.message_id = e.message_id::text
+    JOIN consumer_inbox c ON c.queue = $2 AND c.message_id = e.message_id
     WHERE e.created_at >= $1
 )
 SELECT

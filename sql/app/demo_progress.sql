@@ -9,7 +9,7 @@ SELECT
     (SELECT count(*) FROM outbox_event WHERE created_at >= $1 AND state = 'pending')   AS events_pending,
     (SELECT count(*) FROM outbox_event WHERE created_at >= $1 AND state = 'published') AS events_published,
     (SELECT count(*) FROM outbox_event WHERE created_at >= $1 AND state = 'dead')      AS events_dead,
-    (SELECT count(*) FROM consumer_inbox c JOIN outbox_event e ON c.message_id = e.message_id::text
+    (SELECT count(*) FROM consumer_inbox c JOIN outbox_event e ON c.message_id = e.message_id
      WHERE c.queue = $2 AND e.created_at >= $1)                                        AS events_consumed,
     coalesce((SELECT extract(epoch FROM now() - min(created_at))::float8
               FROM outbox_event WHERE state = 'pending'), 0)                           AS outbox_lag_seconds

@@ -29,8 +29,8 @@ SELECT 'published events not applied by ' || q.queue,
        (SELECT count(*) FROM outbox_event e
         WHERE e.state = 'published' AND e.id >= q.first_event_id
           AND NOT EXISTS (SELECT 1 FROM consumer_inbox c
-                          WHERE c.queue = q.queue AND c.message_id = e.message_id::text))
+                          WHERE c.queue = q.queue AND c.message_id = e.message_id))
 FROM (SELECT c.queue, min(e.id) AS first_event_id -- events older than a queue never reached it
-      FROM consumer_inbox c JOIN outbox_event e ON e.message_id::text = c.message_id
+      FROM consumer_inbox c JOIN outbox_event e ON e.message_id = c.message_id
       GROUP BY c.queue) AS q
 ORDER BY 1;

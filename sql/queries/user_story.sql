@@ -33,8 +33,8 @@ WITH u AS (
            || coalesce(', last error: ' || e.last_error, '')
     FROM u JOIN outbox_event e ON e.topic = 'user.signed_up' AND e.key = u.id::text
     UNION ALL
-    SELECT i.processed_at, 5, 'consumed by ' || i.queue, e.id, 'applied', i.message_id
+    SELECT i.processed_at, 5, 'consumed by ' || i.queue, e.id, 'applied', i.message_id::text
     FROM u JOIN outbox_event e ON e.topic = 'user.signed_up' AND e.key = u.id::text
-           JOIN consumer_inbox i ON i.message_id = e.message_id::text
+           JOIN consumer_inbox i ON i.message_id = e.message_id
 )
 SELECT at, step, id, state, detail FROM story ORDER BY at, ord, id, detail;
