@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/jobsd/jobsd/signup"
 )
@@ -30,7 +32,9 @@ type requestError struct {
 func (e *requestError) Error() string { return e.msg }
 
 // decodeSignup reads a POST /signup body: exactly one JSON object with the
-// fields "email" (required) and "name" (optional), nothing else. Unknown
+// fields "email" (required) and "name" (optional), nothing else, in UTF-8.
+// Field names match case-insensitively and the last of duplicate fields wins,
+// as encoding/json does. Unknown
 // fields are refused (a misspelt "nmae" should not silently sign up a user
 // without a name), and so is anything but whitespace after the object. The
 // email and name are validated and normalized with signup.Normalize.
@@ -39,7 +43,14 @@ func (e *requestError) Error() string { return e.msg }
 // 408, everything else 400.
 func decodeSignup(body io.Reader) (signupRequest, *requestError) {
 	var req signupRequest
-	dec := json.NewDecoder(body)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return req, bodyError(err, "reading the body: ")
+	}
+	if !utf8.Valid(data) { // json would replace the invalid bytes silently
+		return req, &requestError{http.StatusBadRequest, "malformed JSON body: not valid UTF-8"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		return req, bodyError(err, "malformed JSON body: ")
