@@ -154,6 +154,17 @@ func (p *Process) Wait(timeout time.Duration) int {
 	}
 }
 
+// State returns how the process ended (exit code or signal), or nil while it
+// runs.
+func (p *Process) State() *os.ProcessState {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState
+	default:
+		return nil
+	}
+}
+
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
