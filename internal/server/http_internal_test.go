@@ -135,3 +135,13 @@ func TestHTTPTimeoutDefaults(t *testing.T) {
 	require.Equal(t, IdleTimeoutDefault, c.IdleTimeout)
 	require.Equal(t, time.Duration(-1), c.WriteTimeout)
 }
+
+// TestJobsShare: running jobs get all but a fifth of the shutdown timeout,
+// and at most all but 5s; the rest is left to cancel them and stop the relay.
+func TestJobsShare(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, 25*time.Second, jobsShare(30*time.Second))
+	require.Equal(t, 8*time.Second, jobsShare(10*time.Second))
+	require.Equal(t, 4*time.Second, jobsShare(5*time.Second))
+	require.Equal(t, 595*time.Second, jobsShare(10*time.Minute))
+}

@@ -363,12 +363,15 @@ func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(
 		}
 	}()
 
-	riverDone := make(chan struct{})
+	riverDone := make(chan struct{}) // closed once River stopped, never if it did not
 	go func() {
-		defer close(riverDone)
-		if err := s.river.Stop(jobsCtx); err != nil && stopCtx.Err() == nil {
+		err := s.river.Stop(jobsCtx) // fails only when jobsCtx is done first
+		if err != nil && stopCtx.Err() == nil {
 			log.Warn("jobs did not finish in time; cancelling them (River retries them later)", "err", err)
-			_ = s.river.StopAndCancel(stopCtx)
+			err = s.river.StopAndCancel(stopCtx)
+		}
+		if err == nil {
+			close(riverDone)
 		}
 	}()
 

@@ -171,7 +171,7 @@ func TestRunDrains(t *testing.T) {
 		want            []string
 	}{
 		{"finishes within the timeout", 500 * time.Millisecond, 30 * time.Second, []string{"completed"}},
-		{"cancelled after the timeout", time.Hour, 2 * time.Second, []string{"available", "retryable"}},
+		{"cancelled after the timeout", time.Hour, 5 * time.Second, []string{"available", "retryable"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
