@@ -3,6 +3,8 @@ package relay_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -98,4 +100,38 @@ func benchLatency(b *testing.B, what string, f func(ctx context.Context, url str
 	b.ReportMetric(s.Max, "max-ms")
 	fmt.Printf("%s latency at %.0f events/s: p50 %.2fms, p90 %.2fms, p99 %.2fms, max %.2fms\n",
 		what, s.Rate, s.P50, s.P90, s.P99, s.Max)
+}
+
+// BenchmarkRelayBacklog drains backlogs of 30k and 300k rows over 1000 keys
+// with no consumer, beside raw pipelined publishing to the same queue type
+// (JOBSD_BENCH_LARGE sets the large size, e.g. 1000000). b.N is ignored.
+func BenchmarkRelayBacklog(b *testing.B) {
+	large := 300_000
+	if v := os.Getenv("JOBSD_BENCH_LARGE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		large = n
+	}
+	db := testdb.New(b)
+	url := testbroker.New(b).URL
+	res, err := bench.Backlog(context.Background(), db.Pool, url, 30_000, large)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("raw publish (no consumer) %.0f msg/s; relay 30k %.0f ev/s (%.2f x raw); relay %d %.0f ev/s (%.2f x raw, %.2f x 30k)\n",
+		res.Raw.Rate, res.Small.Rate, res.SmallOverRaw, large, res.Large.Rate, res.LargeOverRaw, res.LargeOverSmall)
+}
+
+// BenchmarkRelayScale drains 60k rows with 1, 2 and 4 relays on one database.
+func BenchmarkRelayScale(b *testing.B) {
+	db := testdb.New(b)
+	url := testbroker.New(b).URL
+	res, err := bench.Scale(context.Background(), db.Pool, url, 60_000)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Printf("raw publish (no consumer) %.0f msg/s; 1 relay %.0f, 2 relays %.0f, 4 relays %.0f ev/s\n",
+		res.Raw.Rate, res.Relays[1].Rate, res.Relays[2].Rate, res.Relays[4].Rate)
 }

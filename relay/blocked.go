@@ -16,13 +16,18 @@ type blockedKeys map[string]time.Time
 // most a second.
 func blockedKeyTTL(poll time.Duration) time.Duration { return min(poll, time.Second) }
 
-func (b blockedKeys) add(keys []string, until time.Time) {
+// add remembers keys until until and returns how many were not known yet.
+func (b blockedKeys) add(keys []string, until time.Time) (added int) {
 	for _, k := range keys {
-		if len(b) >= maxBlockedKeys {
-			return
+		if _, ok := b[k]; !ok {
+			if len(b) >= maxBlockedKeys {
+				return added
+			}
+			added++
 		}
 		b[k] = until
 	}
+	return added
 }
 
 // keys drops the expired entries and returns the others.

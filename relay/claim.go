@@ -13,12 +13,14 @@ import (
 )
 
 var (
-	beginSQL           = jsql.Statement("relay_begin")
-	commitSQL          = jsql.Statement("relay_commit")
-	rollbackSQL        = jsql.Statement("relay_rollback")
-	settingsSQL        = jsql.Statement("relay_settings")
-	claimCandidatesSQL = jsql.Statement("relay_claim_candidates")
-	claimLeaseSQL      = jsql.Statement("relay_claim_lease")
+	beginSQL            = jsql.Statement("relay_begin")
+	commitSQL           = jsql.Statement("relay_commit")
+	rollbackSQL         = jsql.Statement("relay_rollback")
+	settingsSQL         = jsql.Statement("relay_settings")
+	claimCandidatesSQL  = jsql.Statement("relay_claim_candidates")
+	claimLeaseSQL       = jsql.Statement("relay_claim_lease")
+	releaseUncertainSQL = jsql.Statement("relay_release_uncertain")
+	takeoverSQL         = jsql.Statement("relay_takeover")
 )
 
 // dbTimeout bounds one statement of the claimer or the marker.
@@ -31,17 +33,20 @@ func (u *run) claimLoop() {
 	db := context.WithoutCancel(u.ctx)
 	ticker := time.NewTicker(u.cfg.PollInterval)
 	defer ticker.Stop()
+	u.takeover(db)
 	want := true
 	for {
 		if u.writeFailuresAndReleases(db) {
 			want = true // released rows can be claimed again at once
 		}
-		if want && u.ctx.Err() == nil && u.sessionUp.Load() && u.prefetch.Load() {
-			full, err := u.claim(db)
+		if want && u.ctx.Err() == nil && u.sessionUp.Load() && u.prefetch.Load() && !u.blocked.Load() {
+			more, err := u.claim(db)
 			if err != nil {
-				u.log.Warn("claim failed; retrying at the next poll", "err", err, "poll", u.cfg.PollInterval)
+				u.claimErrors.log(u.log, "claim failed; retrying at the next poll", "err", err, "poll", u.cfg.PollInterval)
+			} else {
+				u.claimErrors.reset()
 			}
-			want = full // a full window of candidates: there is likely more
+			want = more
 			continue
 		}
 		select {
@@ -64,13 +69,32 @@ func (u *run) claimLoop() {
 	}
 }
 
-// claim takes one batch and hands it to the publisher. It reports whether
-// the candidates filled a whole batch (so that more rows likely wait).
+// takeover gives back the leases of an earlier run with this relay's ID (see
+// sql/app/relay_takeover.sql). A failure only delays those rows until their
+// lease ends.
+func (u *run) takeover(db context.Context) {
+	ctx, cancel := context.WithTimeout(db, dbTimeout)
+	defer cancel()
+	tag, err := u.db.Exec(ctx, takeoverSQL, u.cfg.ID, u.holder)
+	if err != nil {
+		u.log.Warn("cannot take back the leases of an earlier run with this relay id; they are claimed when their lease ends",
+			"lease", u.cfg.Lease, "err", err)
+		return
+	}
+	if n := tag.RowsAffected(); n > 0 {
+		u.log.Info("took back rows an earlier run with this relay id had leased", "rows", n)
+	}
+}
+
+// claim takes one batch and hands it to the publisher. It reports whether to
+// claim again at once: the candidates filled a whole batch, so more rows
+// likely wait, and the claim made progress.
 func (u *run) claim(db context.Context) (bool, error) {
 	// A claim must see every failure and release recorded before its epoch:
-	// a row given back but not yet written still looks leased by this relay
-	// and would not stop later rows of its key. fail and release record the
-	// row before they change the epoch, so checking after loading it is enough.
+	// a row given back but not yet written still looks leased. fail and
+	// release record the row before they change the epoch, so checking after
+	// loading it is enough. Rows of a key that fails later are dropped by
+	// the publisher (see batch.epoch).
 	epoch := u.epoch.Load()
 	for u.pendingWrites() {
 		u.writeFailuresAndReleases(db)
@@ -82,16 +106,18 @@ func (u *run) claim(db context.Context) (bool, error) {
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
 	start := time.Now()
-	c, err := u.claimTx(ctx, start, u.blocked.keys(start))
+	heldKeys, heldLast := u.heldRuns()
+	c, err := u.claimTx(ctx, start, u.skipKeys.keys(start), heldKeys, heldLast)
 	if err != nil {
 		return false, err
 	}
-	u.blocked.add(c.blocked, start.Add(blockedKeyTTL(u.cfg.PollInterval)))
-	full := c.candidates == u.cfg.BatchSize
+	added := u.skipKeys.add(c.blocked, start.Add(blockedKeyTTL(u.cfg.PollInterval)))
+	more := c.candidates == u.cfg.BatchSize && (len(c.rows) > 0 || added > 0)
 	if len(c.rows) == 0 {
-		return full, nil
+		return more, nil
 	}
 	slices.SortFunc(c.rows, func(a, b *row) int { return cmp.Compare(a.ID, b.ID) })
+	u.hold(c.rows)
 	u.log.Debug("claimed", "rows", len(c.rows), "candidates", c.candidates, "blocked_keys", len(c.blocked), "took", time.Since(start))
 	if u.ctx.Err() != nil {
 		u.release(c.rows...)
@@ -100,9 +126,13 @@ func (u *run) claim(db context.Context) (bool, error) {
 	// Publish well before the lease ends, so that no other relay takes the
 	// rows while this one still publishes them.
 	margin := min(u.cfg.Lease/2, 5*time.Second)
+	publishBy := start.Add(u.cfg.Lease - margin)
+	for _, rw := range c.rows {
+		rw.publishBy = publishBy
+	}
 	u.prefetch.Store(false)
-	u.batches <- &batch{rows: c.rows, epoch: epoch, publishBy: start.Add(u.cfg.Lease - margin)}
-	return full, nil
+	u.batches <- &batch{rows: c.rows, epoch: epoch, publishBy: publishBy}
+	return more, nil
 }
 
 type claimResult struct {
@@ -112,8 +142,14 @@ type claimResult struct {
 }
 
 // claimTx runs a claim as one transaction in two round trips: begin and
-// lock the candidates; then lease the claimable ones and commit.
-func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c claimResult, err error) {
+// lock the candidates; then lease the claimable ones and commit. heldKeys and
+// heldLast (parallel) are, per key, the last row this run holds.
+//
+// When the second round trip fails, the claim's outcome is unknown (the
+// COMMIT may have been applied): its rows are queued to be given back before
+// the next claim. Until then they only block their keys, since nothing here
+// knows them as held.
+func (u *run) claimTx(ctx context.Context, start time.Time, skip, heldKeys []string, heldLast []int64) (c claimResult, err error) {
 	conn, err := u.db.Acquire(ctx)
 	if err != nil {
 		return c, err
@@ -133,7 +169,7 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c cl
 	b := &pgx.Batch{}
 	b.Queue(beginSQL)
 	b.Queue(settingsSQL)
-	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, u.cfg.ID, skip)
+	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, skip, heldKeys, heldLast)
 	res := conn.SendBatch(ctx, b)
 	_, err = res.Exec()
 	if err == nil {
@@ -161,14 +197,18 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c cl
 		return c, err
 	}
 	slices.SortFunc(cands, func(a, b keyRow) int { return cmp.Compare(a.ID, b.ID) })
+	after := make(map[string]int64, len(heldKeys))
+	for i, k := range heldKeys {
+		after[k] = heldLast[i]
+	}
 	var ids []int64
-	ids, c.blocked = claimable(cands, keyRows)
+	ids, c.blocked = claimable(cands, keyRows, after)
 	if len(ids) == 0 {
 		return c, nil
 	}
 
 	b = &pgx.Batch{}
-	b.Queue(claimLeaseSQL, u.cfg.ID, ids, millis(u.cfg.Lease))
+	b.Queue(claimLeaseSQL, u.holder, ids, millis(u.cfg.Lease))
 	b.Queue(commitSQL)
 	res = conn.SendBatch(ctx, b)
 	rows, _ := res.Query()
@@ -186,6 +226,7 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string) (c cl
 		err = cerr
 	}
 	if err != nil {
+		u.releaseUncertain(ids)
 		return claimResult{}, err
 	}
 	done = true
@@ -200,28 +241,37 @@ type keyRow struct {
 
 // claimable returns the ids of the candidates that may be claimed, and the
 // keys that have candidates it may not claim. keyRows are, per candidate
-// key, the key's pending rows up to its last candidate that this relay does
-// not lease itself. A candidate is claimable when no such row of its key with
-// a smaller id is missing from the candidates: that row is leased by another
-// relay, backing off or being claimed by another relay right now, and the
-// candidate must not overtake it.
-func claimable(cands, keyRows []keyRow) (ids []int64, blocked []string) {
+// key, the key's pending rows after the last row this run holds of that key
+// (after; none: from the key's first pending row) up to its last candidate.
+// A candidate is claimable when no such row of its key with a smaller id is
+// missing from the candidates: that row is leased by another relay or an
+// earlier run, backing off, or being claimed by another relay right now, and
+// the candidate must not overtake it. A candidate at or before after (a held
+// row whose lease ran out) blocks its key. The empty key is never blocked.
+func claimable(cands, keyRows []keyRow, after map[string]int64) (ids []int64, blocked []string) {
 	isCand := make(map[int64]bool, len(cands))
 	for _, c := range cands {
 		isCand[c.ID] = true
 	}
 	barrier := map[string]int64{}
-	for _, kr := range keyRows {
-		if isCand[kr.ID] {
-			continue
+	setBarrier := func(key string, id int64) {
+		if b, ok := barrier[key]; !ok || id < b {
+			barrier[key] = id
 		}
-		if b, ok := barrier[kr.Key]; !ok || kr.ID < b {
-			barrier[kr.Key] = kr.ID
+	}
+	for _, kr := range keyRows {
+		if kr.Key != "" && !isCand[kr.ID] {
+			setBarrier(kr.Key, kr.ID)
+		}
+	}
+	for _, c := range cands {
+		if a, ok := after[c.Key]; ok && c.Key != "" && c.ID <= a {
+			setBarrier(c.Key, c.ID)
 		}
 	}
 	ids = make([]int64, 0, len(cands))
 	for _, c := range cands {
-		if b, ok := barrier[c.Key]; !ok || c.ID < b {
+		if b, ok := barrier[c.Key]; c.Key == "" || !ok || c.ID < b {
 			ids = append(ids, c.ID)
 		}
 	}

@@ -10,15 +10,25 @@ import (
 	"github.com/jobsd/jobsd/internal/testdb"
 )
 
-// claimOnce runs one claim transaction of a relay with id, as the claimer does.
-func claimOnce(t *testing.T, db *testdb.DB, id string, batch int) claimResult {
+// newTestRun returns the state of a run of a relay with id, closed when the
+// test ends.
+func newTestRun(t *testing.T, db *testdb.DB, id string, batch int) *run {
 	t.Helper()
 	r, err := New(db.Pool, "amqp://guest:guest@127.0.0.1:5672/", Config{ID: id, BatchSize: batch, Logger: testLogger()})
 	require.NoError(t, err)
 	u := newRun(context.Background(), r)
-	defer u.close()
-	c, err := u.claimTx(context.Background(), time.Now(), nil)
+	t.Cleanup(u.close)
+	return u
+}
+
+// claimOnce runs one claim transaction of run u, as the claimer does, and
+// holds what it claimed.
+func claimOnce(t *testing.T, u *run) claimResult {
+	t.Helper()
+	keys, last := u.heldRuns()
+	c, err := u.claimTx(context.Background(), time.Now(), nil, keys, last)
 	require.NoError(t, err)
+	u.hold(c.rows)
 	return c
 }
 
@@ -56,19 +66,56 @@ func TestClaimKeepsKeyRuns(t *testing.T) {
 	_, err = tx.Exec(ctx, `SELECT 1 FROM outbox_event WHERE id = 6 FOR UPDATE`)
 	require.NoError(t, err)
 
-	c := claimOnce(t, db, "me", 100)
+	me := newTestRun(t, db, "me", 100)
+	c := claimOnce(t, me)
 	require.Equal(t, []int64{3}, claimedIDs(c), "only c's first row: a and b are blocked, c stops at the locked row")
 	require.ElementsMatch(t, []string{"a", "b", "c"}, c.blocked)
 
-	// Once the lock is gone, the same relay continues c's run: its own
-	// lease on row 3 does not block it.
+	// Once the lock is gone, the same run continues c's run after the row
+	// it holds.
 	require.NoError(t, tx.Rollback(ctx))
-	c = claimOnce(t, db, "me", 100)
+	c = claimOnce(t, me)
 	require.Equal(t, []int64{6, 9}, claimedIDs(c))
 
 	// Another relay gets nothing of c while "me" holds c's rows, nor of a
 	// and b.
-	c = claimOnce(t, db, "third", 100)
+	c = claimOnce(t, newTestRun(t, db, "third", 100))
 	require.Empty(t, c.rows)
 	require.Equal(t, 4, c.candidates, "rows 4 5 7 8 are candidates, but blocked by rows 1 and 2")
+
+	// A new run of the same relay id does not take the earlier run's leases
+	// for its own: c stays blocked for it too. Taking them over (as Run does
+	// at start) makes c claimable from its first row.
+	again := newTestRun(t, db, "me", 100)
+	c = claimOnce(t, again)
+	require.Empty(t, c.rows)
+	again.takeover(ctx)
+	c = claimOnce(t, again)
+	require.Equal(t, []int64{3, 6, 9}, claimedIDs(c))
+}
+
+// TestClaimAfterLostRelease: a row the run gave back in memory but could not
+// release in the table (the database failed) still blocks its key, because
+// the run no longer counts it as held; claims continue after the key's held
+// rows only while nothing of the key left the pipeline.
+func TestClaimAfterLostRelease(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO outbox_event (topic, key) SELECT 't', 'k' FROM generate_series(1, 4)`)
+	require.NoError(t, err)
+	u := newTestRun(t, db, "me", 2)
+	c := claimOnce(t, u)
+	require.Equal(t, []int64{1, 2}, claimedIDs(c))
+
+	// Row 1 fails to publish; its failure is not written yet (or its write
+	// failed). Row 2 is still held.
+	u.mu.Lock()
+	u.leaves(c.rows[0])
+	u.mu.Unlock()
+	u.unhold(c.rows[:1]) // as if the run forgot it
+
+	c = claimOnce(t, u)
+	require.Empty(t, c.rows, "row 1 is still leased in the table: k must wait for it")
+	require.Equal(t, []string{"k"}, c.blocked)
 }

@@ -27,10 +27,16 @@ const (
 
 	// RetentionKeep, or any negative Retention, keeps published rows forever.
 	RetentionKeep time.Duration = -1
+
+	// RetentionDeleteAtOnce, or any Retention below a millisecond, deletes a
+	// row as soon as the broker confirmed it: one write per event (the mark
+	// is the delete) and no history for `jobsd outbox list`.
+	RetentionDeleteAtOnce time.Duration = time.Nanosecond
 )
 
-// Config configures a Relay. Zero fields take the documented defaults (except
-// Retention, where zero means "at once"); New never modifies the caller's copy.
+// Config configures a Relay. Zero fields take the documented defaults (as in
+// River: zero is the default, a negative Retention turns retention off); New
+// never modifies the caller's copy.
 type Config struct {
 	// Exchange is the durable fanout exchange the relay publishes to. It is
 	// declared (idempotently) at every connection. Default ExchangeDefault.
@@ -63,10 +69,9 @@ type Config struct {
 	RetryBackoff time.Duration
 
 	// Retention is how long published rows are kept before they are deleted
-	// (in batches, off the publish path). Unlike other fields the zero value is
-	// meaningful: 0 deletes a row as soon as the broker confirmed it. Negative
-	// (RetentionKeep) keeps published rows forever. `jobsd serve` passes
-	// RetentionDefault (24h) unless --outbox-retention says otherwise.
+	// (in batches, off the publish path). Default RetentionDefault (24h).
+	// Negative (RetentionKeep) keeps published rows forever;
+	// RetentionDeleteAtOnce deletes each row as soon as the broker confirmed it.
 	Retention time.Duration
 
 	// Mandatory publishes with the mandatory flag: a message that no queue is
@@ -91,9 +96,15 @@ type Config struct {
 	// jobsd_relay_publish_duration_seconds (claim to confirm, per message) and
 	// jobsd_relay_broker_connected. Default nil: no metrics.
 	Registerer prometheus.Registerer
+
+	// noPrecheck lets messages the broker would refuse reach it (tests of
+	// the relay's handling of refusals it does not foresee).
+	noPrecheck bool
 }
 
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with every zero field set to its default, as New
+// uses it.
+func (c Config) WithDefaults() Config {
 	if c.Exchange == "" {
 		c.Exchange = ExchangeDefault
 	}
@@ -114,6 +125,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetryBackoff == 0 {
 		c.RetryBackoff = RetryBackoffDefault
+	}
+	if c.Retention == 0 {
+		c.Retention = RetentionDefault
 	}
 	if c.ID == "" {
 		c.ID = defaultID()
@@ -160,3 +174,9 @@ func defaultID() string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 }
+
+// deletesAtOnce reports whether confirmed rows are deleted instead of marked.
+func (c Config) deletesAtOnce() bool { return c.Retention > 0 && c.Retention < time.Millisecond }
+
+// keepsPublished reports whether published rows are kept forever.
+func (c Config) keepsPublished() bool { return c.Retention < 0 }

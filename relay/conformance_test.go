@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobsd/jobsd/outbox"
@@ -167,22 +169,31 @@ func TestRelayPoisonRow(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		opts      harnessOpts
-		poison    outbox.Event
+		headers   string // the poison row's headers (written with plain SQL)
+		payload   string
 		wantError string
 	}{{
 		// RabbitMQ routes on the "CC" header and requires it to be an array;
 		// a string makes it close the channel with 406 PRECONDITION_FAILED.
-		// The relay must reopen the channel and find which unconfirmed
-		// message was to blame.
+		// The relay catches this before publishing (see
+		// TestRelayUnsendableRowsDieAtOnce); with that check off, it must
+		// reopen the channel and find which unconfirmed message was to blame.
 		name:      "channel error",
-		poison:    outbox.Event{Headers: map[string]string{"CC": "not-an-array"}},
+		headers:   `{"CC": "not-an-array"}`,
 		wantError: "PRECONDITION_FAILED",
+	}, {
+		// Headers larger than a frame make RabbitMQ close the whole
+		// connection with FRAME_ERROR: the relay must trace it to the row
+		// on the next connection, not take it as an outage.
+		name:      "frame error",
+		headers:   `{"big": "` + strings.Repeat("x", 200_000) + `"}`,
+		wantError: "FRAME_ERROR",
 	}, {
 		// A queue with x-max-length-bytes and x-overflow=reject-publish
 		// nacks a message larger than its limit.
 		name:      "nack",
 		opts:      harnessOpts{queueArgs: map[string]any{"x-max-length-bytes": int32(64 << 10), "x-overflow": "reject-publish"}},
-		poison:    outbox.Event{Payload: seqPayload{Key: strings.Repeat("x", 100<<10)}},
+		payload:   `{"key": "p", "seq": -1, "pad": "` + strings.Repeat("x", 100<<10) + `"}`,
 		wantError: "nacked by the broker",
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,23 +202,21 @@ func TestRelayPoisonRow(t *testing.T) {
 			cfg := h.config()
 			cfg.MaxAttempts = 2
 			cfg.RetryBackoff = time.Hour // the test ends the backoff itself
+			cfg.noPrecheck = true
 			h.start(h.broker.URL, cfg)
 			ctx := context.Background()
 
 			// The poison row is the first of key "p", written together with
 			// other keys' rows so that it shares their batch and window.
 			// It fails once before the rest is written.
-			poison := tc.poison
-			poison.Topic, poison.Key = "test.poison", "p"
-			if poison.Payload == nil {
-				poison.Payload = seqPayload{Key: "p", Seq: -1}
+			poison := rawEvent{topic: "test.poison", key: "p", payload: tc.payload, headers: tc.headers}
+			if poison.payload == "" {
+				poison.payload = `{"key": "p", "seq": -1}`
 			}
-			first := []outbox.Event{
-				{Topic: "test.order", Key: "a", Payload: seqPayload{Key: "a", Seq: 0}},
+			ids := writeRaw(t, h.db.Pool,
+				rawEvent{topic: "test.order", key: "a", payload: `{"key": "a", "seq": 0}`},
 				poison,
-				{Topic: "test.order", Key: "b", Payload: seqPayload{Key: "b", Seq: 0}},
-			}
-			ids := write(t, h.db.Pool, first...)
+				rawEvent{topic: "test.order", key: "b", payload: `{"key": "b", "seq": 0}`})
 			poisonID := ids[1]
 			poisonState := func() (state string, attempt int, lastError string) {
 				require.NoError(t, h.db.Pool.QueryRow(ctx, `SELECT state, attempt, coalesce(last_error, '') FROM outbox_event WHERE id = $1`, poisonID).
@@ -259,6 +268,59 @@ func TestRelayPoisonRow(t *testing.T) {
 			require.Empty(t, h.got.orderViolations())
 		})
 	}
+}
+
+// TestRelayUnsendableRowsDieAtOnce: rows the broker could never take
+// (headers beyond its frame size, a string CC header), written by plain SQL
+// among 1000 rows of 10 other keys, go dead at their first attempt with the
+// reason; every other row is published, the poison key's next row follows,
+// and the log stays small (no reconnect loop).
+func TestRelayUnsendableRowsDieAtOnce(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	logs := &countingHandler{}
+	cfg := h.config()
+	cfg.Logger = slog.New(logs)
+	var events []rawEvent
+	for i := 0; i < 1000; i++ {
+		k := fmt.Sprintf("k%d", i%10)
+		events = append(events, rawEvent{topic: "test.order", key: k, payload: fmt.Sprintf(`{"key": %q, "seq": %d}`, k, i/10)})
+		switch i {
+		case 100:
+			events = append(events, rawEvent{topic: "test.poison", key: "p", payload: `{"key": "p", "seq": -1}`,
+				headers: `{"big": "` + strings.Repeat("x", 200_000) + `"}`})
+		case 200:
+			events = append(events, rawEvent{topic: "test.poison", key: "p", payload: `{"key": "p", "seq": -1}`,
+				headers: `{"CC": "a.b"}`})
+		case 300:
+			events = append(events, rawEvent{topic: "test.order", key: "p", payload: `{"key": "p", "seq": 0}`})
+		}
+	}
+	writeRaw(t, h.db.Pool, events...)
+	h.start(h.broker.URL, cfg)
+
+	h.got.waitDistinct(t, 1001)
+	require.Empty(t, h.got.orderViolations())
+	rows, err := h.db.Pool.Query(context.Background(),
+		`SELECT state, attempt, last_error FROM outbox_event WHERE topic = 'test.poison' ORDER BY id`)
+	require.NoError(t, err)
+	type poisonRow struct {
+		State, LastError string
+		Attempt          int
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (poisonRow, error) {
+		var p poisonRow
+		return p, r.Scan(&p.State, &p.Attempt, &p.LastError)
+	})
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	require.Equal(t, "dead", got[0].State)
+	require.Equal(t, 1, got[0].Attempt)
+	require.Contains(t, got[0].LastError, "frame size")
+	require.Equal(t, "dead", got[1].State)
+	require.Equal(t, 1, got[1].Attempt)
+	require.Contains(t, got[1].LastError, "CC must be an array")
+	require.Less(t, logs.warnings(), 10, "warnings logged")
 }
 
 func TestRelayReturnedRowGoesDeadWithMandatory(t *testing.T) {
@@ -356,8 +418,8 @@ func TestRelayRetention(t *testing.T) {
 		retention time.Duration
 		wantRows  int
 	}{
-		{"zero deletes at once", 0, 0},
-		{"positive deletes after the retention", time.Millisecond, 0},
+		{"delete at once", RetentionDeleteAtOnce, 0},
+		{"positive deletes after the retention", 10 * time.Millisecond, 0},
 		{"negative keeps", RetentionKeep, 5},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -18,24 +19,28 @@ const (
 )
 
 // brokerLoop connects to the broker, publishes until the connection is lost,
-// and reconnects with backoff, until ctx is done.
+// and reconnects with backoff, until ctx is done. Rows unconfirmed when the
+// broker closed the connection over a message's content are carried over as
+// suspects and published one at a time on the next connection.
 func (u *run) brokerLoop() {
 	b := backoff{min: reconnectMin, max: reconnectMax}
+	var suspects []*row
 	for u.ctx.Err() == nil {
 		conn, err := u.dial()
 		if err == nil {
-			err = u.serveConnection(conn, &b)
-			_ = conn.Close()
+			err, suspects = u.serveConnection(conn, &b, suspects)
+			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		}
 		u.setConnected(false)
 		if u.ctx.Err() != nil {
-			return
+			break
 		}
 		d := b.next()
 		u.log.Warn("broker unavailable; rows stay pending until it is back", "broker", RedactURL(u.amqpURL),
 			"err", err, "retry_in", d.Round(time.Millisecond))
 		sleep(u.ctx, d)
 	}
+	u.release(suspects...)
 }
 
 func (u *run) dial() (*amqp.Connection, error) {
@@ -52,40 +57,98 @@ func (u *run) dial() (*amqp.Connection, error) {
 // serveConnection runs publishing sessions on conn, one channel at a time:
 // when the broker closes the channel over one message (a channel error), the
 // unconfirmed messages are published again one by one on a new channel to
-// find the culprit. It returns when the connection is lost or ctx is done.
-func (u *run) serveConnection(conn *amqp.Connection, b *backoff) error {
-	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
-	go func() {
-		for bl := range blocked { // closed with the connection
-			if bl.Active {
-				u.log.Warn("the broker blocks publishing (resource alarm: memory or disk); rows wait", "reason", bl.Reason)
-			} else {
-				u.log.Info("the broker accepts publishing again")
-			}
-		}
-	}()
-	var suspects []*row
+// find the culprit. It returns when the connection is lost or ctx is done,
+// with the suspects to isolate on the next connection, if any.
+func (u *run) serveConnection(conn *amqp.Connection, b *backoff, suspects []*row) (error, []*row) {
+	g := u.watchBlocked(conn)
+	defer g.set(false, "")
 	for {
 		s, err := u.openSession(conn)
 		if err != nil {
 			u.release(suspects...)
-			return err
+			return err, nil
 		}
-		b.reset()
+		s.gate, s.frameMax, s.backoff = g, conn.Config.FrameSize, b
+		if u.cfg.noPrecheck {
+			s.frameMax = -1
+		}
 		u.setConnected(true)
 		out := s.serve(suspects)
 		suspects = nil
 		if out.connLost || u.ctx.Err() != nil {
-			u.release(out.unconfirmed...)
 			if out.err == nil {
 				out.err = errors.New("connection closed")
 			}
-			return out.err
+			if u.ctx.Err() == nil && contentError(out.err) && len(out.unconfirmed) > 0 {
+				u.log.Warn("broker closed the connection over a message; publishing the unconfirmed ones one at a time to find it",
+					"err", out.err, "unconfirmed", len(out.unconfirmed))
+				return out.err, out.unconfirmed
+			}
+			u.release(out.unconfirmed...)
+			return out.err, nil
 		}
 		u.setConnected(false)
 		u.log.Warn("broker closed the channel; reopening it", "err", out.err, "unconfirmed", len(out.unconfirmed))
 		suspects = out.unconfirmed
 	}
+}
+
+// watchBlocked follows the connection's connection.blocked and unblocked
+// notifications until it closes.
+func (u *run) watchBlocked(conn *amqp.Connection) *gate {
+	g := &gate{relay: u.Relay}
+	blocked := conn.NotifyBlocked(make(chan amqp.Blocking, 1))
+	go func() {
+		for bl := range blocked { // closed with the connection
+			g.set(bl.Active, bl.Reason)
+		}
+	}()
+	return g
+}
+
+// gate is a connection's blocked state: while the broker blocks publishing,
+// the claimer claims nothing and the publisher waits.
+type gate struct {
+	relay *Relay
+	mu    sync.Mutex
+	open  chan struct{} // nil when not blocked; closed when unblocked
+	n     uint64        // times blocked
+}
+
+func (g *gate) set(blocked bool, reason string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case blocked && g.open == nil:
+		g.open = make(chan struct{})
+		g.n++
+		g.relay.blocked.Store(true)
+		g.relay.log.Warn("the broker blocks publishing (resource alarm: memory or disk); claims pause, rows wait", "reason", reason)
+	case !blocked && g.open != nil:
+		close(g.open)
+		g.open = nil
+		if g.relay.blocked.Swap(false) && reason == "" {
+			g.relay.log.Info("the broker accepts publishing again")
+		}
+	}
+}
+
+// wait returns nil when publishing is not blocked, else a channel closed
+// when it no longer is.
+func (g *gate) wait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open == nil {
+		return nil
+	}
+	return g.open
+}
+
+// seq counts the times the broker blocked publishing on this connection.
+func (g *gate) seq() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
 }
 
 // openSession opens a channel in confirm mode and declares the exchange.

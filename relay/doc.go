@@ -16,7 +16,7 @@
 // one confirm-mode channel with up to about Window messages awaiting their
 // confirm, and claims the next batch while the current one is in flight.
 // Confirmed (acked) rows are marked published in bulk, one UPDATE ... WHERE
-// id = ANY($1) per round (with Retention 0 they are deleted instead).
+// id = ANY($1) per round (with RetentionDeleteAtOnce they are deleted instead).
 //
 // A row that is nacked, returned (with Mandatory) or cannot be encoded as a
 // message counts an attempt, records last_error and is retried after an

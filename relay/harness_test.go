@@ -153,6 +153,73 @@ func write(t testing.TB, pool *pgxpool.Pool, events ...outbox.Event) []int64 {
 	return ids
 }
 
+// rawEvent is an outbox row written with plain SQL, as producers in other
+// languages (or older versions) write them.
+type rawEvent struct {
+	topic, key, payload, headers string
+}
+
+// writeRaw commits events in one transaction with plain INSERTs, in order,
+// and returns their ids. It first drops outbox_event's CHECK constraints in
+// the test's database, so that it can write rows the relay must cope with
+// although today's schema refuses them (rows of an install from before the
+// constraints).
+func writeRaw(t testing.TB, pool *pgxpool.Pool, events ...rawEvent) []int64 {
+	t.Helper()
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `DO $$
+		DECLARE c text;
+		BEGIN
+			FOR c IN SELECT conname FROM pg_constraint
+			         WHERE conrelid = 'outbox_event'::regclass AND contype = 'c' AND conname NOT LIKE '%state%'
+			LOOP
+				EXECUTE format('ALTER TABLE outbox_event DROP CONSTRAINT %I', c);
+			END LOOP;
+		END $$`)
+	require.NoError(t, err)
+	var ids []int64
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, e := range events {
+			if e.headers == "" {
+				e.headers = "{}"
+			}
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO outbox_event (topic, key, payload, headers) VALUES ($1, $2, $3, $4) RETURNING id`,
+				e.topic, e.key, e.payload, e.headers).Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	return ids
+}
+
+// countingHandler is a slog handler that counts records by level.
+type countingHandler struct {
+	mu    sync.Mutex
+	warns int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		h.mu.Lock()
+		h.warns++
+		h.mu.Unlock()
+	}
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countingHandler) warnings() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.warns
+}
+
 // insertSeries inserts n events with plain SQL in one statement: key
 // 'k<i % keys>', payload {"key","seq"} with seq counting per key from 0.
 func insertSeries(t testing.TB, pool *pgxpool.Pool, n, keys int) {

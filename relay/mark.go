@@ -23,7 +23,7 @@ const (
 )
 
 // markLoop marks the rows the broker confirmed as published (or deletes them
-// when Retention is 0), in bulk: each statement takes every confirm that
+// with RetentionDeleteAtOnce), in bulk: each statement takes every confirm that
 // arrived while the previous one ran.
 func (u *run) markLoop() {
 	db := context.WithoutCancel(u.ctx)
@@ -69,7 +69,7 @@ func (u *run) markConfirmed(db context.Context) bool {
 		ids[i] = rw.ID
 	}
 	stmt := markPublishedSQL
-	if u.cfg.Retention == 0 {
+	if u.cfg.deletesAtOnce() {
 		stmt = deletePublishedSQL
 	}
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
@@ -96,6 +96,7 @@ func (u *run) markConfirmed(db context.Context) bool {
 		u.mu.Unlock()
 		return false
 	}
+	u.unhold(confirmed)
 	u.unmarked.Add(-int64(len(ids)))
 	signal(u.marked)
 	n := tag.RowsAffected()

@@ -14,8 +14,13 @@ const KeyHeader = "x-jobsd-key"
 
 // message turns a row into an AMQP message: persistent, message id = the
 // row's message_id, type = topic, timestamp = created_at, the row's headers
-// plus KeyHeader, body = payload. An error means the row can never be sent.
-func message(rw *row) (amqp.Publishing, error) {
+// plus KeyHeader, body = payload. An error means the row can never be sent:
+// among others, properties that do not fit in one frame of frameMax bytes
+// (the broker would close the whole connection with FRAME_ERROR) and CC or
+// BCC headers that are not arrays of strings (it would close the channel).
+// frameMax 0 skips the size check; negative skips these checks (tests use it
+// to make the broker refuse what they would catch).
+func message(rw *row, frameMax int) (amqp.Publishing, error) {
 	headers := amqp.Table{}
 	if len(rw.Headers) > 0 && !bytes.Equal(rw.Headers, []byte("{}")) {
 		dec := json.NewDecoder(bytes.NewReader(rw.Headers))
@@ -32,7 +37,15 @@ func message(rw *row) (amqp.Publishing, error) {
 	if err := checkTable(headers); err != nil {
 		return amqp.Publishing{}, fmt.Errorf("headers cannot be sent over AMQP: %v", err)
 	}
-	return amqp.Publishing{
+	for _, name := range []string{"CC", "BCC"} {
+		if v, ok := headers[name]; ok && frameMax >= 0 && !stringArray(v) {
+			return amqp.Publishing{}, fmt.Errorf("header %s must be an array of routing keys (strings); the broker refuses anything else", name)
+		}
+	}
+	if len(rw.Topic) > 255 {
+		return amqp.Publishing{}, fmt.Errorf("topic is longer than 255 bytes: it cannot be a routing key")
+	}
+	msg := amqp.Publishing{
 		Headers:      headers,
 		ContentType:  "application/json",
 		DeliveryMode: amqp.Persistent,
@@ -41,7 +54,74 @@ func message(rw *row) (amqp.Publishing, error) {
 		Type:         rw.Topic,
 		AppId:        "jobsd",
 		Body:         rw.Payload,
-	}, nil
+	}
+	if n := propertiesSize(msg); frameMax > 0 && n > frameMax {
+		return amqp.Publishing{}, fmt.Errorf("message properties take %d bytes (mostly headers), more than the broker's frame size of %d bytes; "+
+			"the broker would close the connection (FRAME_ERROR)", n, frameMax)
+	}
+	return msg, nil
+}
+
+func stringArray(v any) bool {
+	a, ok := v.([]any)
+	if !ok {
+		return false
+	}
+	for _, x := range a {
+		if _, ok := x.(string); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// propertiesSize is the size of msg's content header frame as AMQP 0-9-1
+// encodes it: frame envelope, class, weight, body size, property flags and
+// the properties set by message.
+func propertiesSize(msg amqp.Publishing) int {
+	n := 8 + 12 + 2 // frame header and end; class, weight, body size; flags
+	for _, s := range []string{msg.ContentType, msg.MessageId, msg.Type, msg.AppId} {
+		n += 1 + len(s)
+	}
+	n += 1 + 8 // delivery mode, timestamp
+	return n + tableSize(msg.Headers)
+}
+
+func tableSize(t amqp.Table) int {
+	n := 4
+	for k, v := range t {
+		n += 1 + len(k) + 1 + fieldSize(v)
+	}
+	return n
+}
+
+func fieldSize(v any) int {
+	switch v := v.(type) {
+	case string:
+		return 4 + len(v)
+	case []byte:
+		return 4 + len(v)
+	case amqp.Table:
+		return tableSize(v)
+	case []any:
+		n := 4
+		for _, x := range v {
+			n += 1 + fieldSize(x)
+		}
+		return n
+	case bool, int8, uint8:
+		return 1
+	case int16, uint16:
+		return 2
+	case int32, uint32, float32:
+		return 4
+	case amqp.Decimal:
+		return 5
+	case nil:
+		return 0
+	default: // int, int64, float64, time.Time
+		return 8
+	}
 }
 
 // headerValue maps a decoded JSON value to an AMQP field value.

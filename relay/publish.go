@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -9,8 +10,12 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// confirmGrace is how long a stopping relay waits for outstanding confirms.
-const confirmGrace = 5 * time.Second
+const (
+	// confirmGrace is how long a stopping relay waits for outstanding confirms.
+	confirmGrace = 5 * time.Second
+	// closeTimeout bounds the wait for the broker's answer to a connection close.
+	closeTimeout = 2 * time.Second
+)
 
 // session is one confirm-mode channel: a publisher (the caller of serve) that
 // publishes the claimed batches, and a confirmer goroutine that waits for the
@@ -25,8 +30,12 @@ const confirmGrace = 5 * time.Second
 // means "unknown", and the row is published again.
 type session struct {
 	*run
-	conn *amqp.Connection
-	ch   *amqp.Channel
+	conn     *amqp.Connection
+	ch       *amqp.Channel
+	gate     *gate    // the connection's blocked state
+	frameMax int      // the connection's negotiated frame size
+	backoff  *backoff // reset once the broker confirms a message
+	acked    bool     // the broker confirmed a message on this session; confirmer only
 
 	closes  <-chan *amqp.Error
 	returns <-chan amqp.Return // nil unless Mandatory
@@ -70,7 +79,25 @@ func (s *session) serve(suspects []*row) outcome {
 		}
 		close(s.chDone)
 	}()
+	// A publisher stuck in a socket write (the broker stopped reading: a
+	// resource alarm) does not see ctx: once stopping has taken longer than
+	// the grace, closing the connection with a deadline frees it.
+	go func() {
+		select {
+		case <-s.ctx.Done():
+		case <-s.pubDone:
+			return
+		}
+		t := time.NewTimer(confirmGrace)
+		defer t.Stop()
+		select {
+		case <-s.pubDone:
+		case <-t.C:
+			s.closeConn()
+		}
+	}()
 	if out, ended := s.isolate(suspects); ended {
+		close(s.pubDone)
 		return out
 	}
 
@@ -85,9 +112,11 @@ func (s *session) serve(suspects []*row) outcome {
 	select {
 	case <-s.chDone:
 	default:
-		// Stopping: give the outstanding confirms a moment, then close.
+		// Stopping: give the outstanding confirms a moment, then close the
+		// connection (not just the channel: a blocked broker answers no
+		// close, and the close must not wait for it).
 		s.awaitConfirms(confirmGrace)
-		_ = s.ch.Close()
+		s.closeConn()
 	}
 	out := <-outc
 	out.unconfirmed = append(out.unconfirmed, s.orphans...)
@@ -109,40 +138,34 @@ func (s *session) publishLoop() {
 	}
 }
 
-// publishBatch publishes b's rows in order. It stops and releases the rest
-// when the batch became stale (see batch.epoch) or its lease is running out;
-// it reports false when the channel is gone or ctx is done.
+// publishBatch publishes b's rows in order. A row whose key had a row fail
+// or be released since the claim is released instead (see batch.epoch); the
+// rest of the batch is released when its lease is running out. It reports
+// false when the channel is gone or ctx is done.
 func (s *session) publishBatch(b *batch) bool {
-	stale := func(i int) bool {
-		if s.epoch.Load() == b.epoch && time.Now().Before(b.publishBy) {
-			return false
-		}
-		s.log.Debug("batch is stale; releasing its rows", "first", b.rows[i].ID, "rows", len(b.rows)-i)
-		s.release(b.rows[i:]...)
-		s.allowPrefetch()
-		return true
-	}
+	s.forgetBarriers(b.epoch)
+	s.allowPrefetch()
+	s.log.Debug("publishing batch", "first", b.rows[0].ID, "rows", len(b.rows))
 	for i, rw := range b.rows {
-		if stale(i) {
-			return true
-		}
-		if i == 0 {
-			s.allowPrefetch()
-			s.log.Debug("publishing batch", "first", rw.ID, "rows", len(b.rows))
-		}
-		msg, err := message(rw)
-		if err != nil {
-			s.fail(rw, err.Error()) // the rest of the batch goes stale
-			continue
-		}
-		if !s.awaitMarks() {
+		if !s.awaitMarks() || !s.awaitUnblocked() {
 			s.release(b.rows[i:]...)
 			return false
 		}
-		if stale(i) { // awaitMarks may have waited past the lease's margin
+		if time.Now().After(b.publishBy) {
+			s.log.Debug("batch's lease is running out; releasing its rows", "first", rw.ID, "rows", len(b.rows)-i)
+			s.release(b.rows[i:]...)
 			return true
 		}
-		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
+		if s.barred(rw, b.epoch) {
+			s.release(rw)
+			continue
+		}
+		msg, err := message(rw, s.frameMax)
+		if err != nil {
+			s.failRow(rw, err.Error(), true) // it can never be sent
+			continue
+		}
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, rw.Topic, s.cfg.Mandatory, false, msg)
 		if err != nil {
 			// The channel or the connection is gone; rw may or may not
 			// have reached the broker.
@@ -164,6 +187,24 @@ func (s *session) publishBatch(b *batch) bool {
 		}
 	}
 	return true
+}
+
+// awaitUnblocked waits while the broker blocks publishing (a resource
+// alarm). It reports false when the channel is gone or ctx is done.
+func (s *session) awaitUnblocked() bool {
+	for {
+		open := s.gate.wait()
+		if open == nil {
+			return true
+		}
+		select {
+		case <-open:
+		case <-s.chDone:
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
 }
 
 // awaitMarks waits while a batch of confirmed rows waits to be marked
@@ -210,6 +251,7 @@ func (s *session) confirmLoop() outcome {
 			out.unconfirmed = append(out.unconfirmed, f.row)
 		} else {
 			s.resolve(f.row, f.dc.Acked())
+			s.ackedOnce(f.dc.Acked())
 		}
 		signal(s.progress)
 	}
@@ -217,22 +259,41 @@ func (s *session) confirmLoop() outcome {
 
 // awaitConfirm waits for dc. A broker that does not confirm within the
 // confirm timeout is taken as broken: the connection is closed, which resolves
-// every outstanding confirm as "unknown", and the relay reconnects.
+// every outstanding confirm as "unknown", and the relay reconnects. While the
+// broker blocks publishing (a resource alarm) the wait is not a timeout: the
+// broker holds what it has, and reconnecting would only publish it twice.
 func (s *session) awaitConfirm(dc *amqp.DeferredConfirmation) {
 	select {
 	case <-dc.Done():
 		return
 	default:
 	}
-	t := time.NewTimer(confirmTimeout(s.cfg.Lease))
+	timeout := confirmTimeout(s.cfg.Lease)
+	t := time.NewTimer(timeout)
 	defer t.Stop()
-	select {
-	case <-dc.Done():
-	case <-t.C:
-		s.log.Warn("no publisher confirm from the broker in time; reconnecting", "timeout", confirmTimeout(s.cfg.Lease))
-		_ = s.conn.Close()
-		<-dc.Done()
+	seq := s.gate.seq()
+	for {
+		select {
+		case <-dc.Done():
+			return
+		case <-t.C:
+			if now := s.gate.seq(); s.gate.wait() != nil || now != seq {
+				seq = now // blocked now or since the wait began
+				t.Reset(timeout)
+				continue
+			}
+			s.log.Warn("no publisher confirm from the broker in time; reconnecting", "timeout", timeout)
+			s.closeConn()
+			<-dc.Done()
+			return
+		}
 	}
+}
+
+// closeConn closes the session's connection without waiting more than
+// closeTimeout for the broker's answer.
+func (s *session) closeConn() {
+	_ = s.conn.CloseDeadline(time.Now().Add(closeTimeout))
 }
 
 // confirmTimeout is half the lease, at least 2s: a confirm later than that
@@ -276,6 +337,16 @@ func (s *session) drainReturns() {
 	}
 }
 
+// ackedOnce resets the reconnection backoff at the first confirm of the
+// session: a broker that takes connections but closes them again (over a
+// message, say) is retried with a growing delay, not in a tight loop.
+func (s *session) ackedOnce(acked bool) {
+	if acked && !s.acked {
+		s.acked = true
+		s.backoff.reset()
+	}
+}
+
 // awaitConfirms waits at most d for the in-flight messages to be confirmed.
 func (s *session) awaitConfirms(d time.Duration) {
 	t := time.NewTimer(d)
@@ -305,43 +376,64 @@ func (s *session) closeReason(out *outcome) {
 }
 
 // isolate publishes the suspects one at a time, each waiting for its confirm,
-// to find the message that made the broker close the previous channel. That
-// row fails (retry with backoff, or dead); the suspects after it are released.
-// It reports ended when the session is over (the channel closed again or ctx
-// is done).
+// to find the message that made the broker close the previous channel or
+// connection. That row fails (retry with backoff, or dead); the suspects
+// after it are released. It reports ended when the session is over (the
+// channel closed again or ctx is done).
 func (s *session) isolate(suspects []*row) (outcome, bool) {
 	for i, rw := range suspects {
-		msg, err := message(rw)
+		if time.Now().After(rw.publishBy) {
+			s.release(suspects[i:]...)
+			return outcome{}, false
+		}
+		msg, err := message(rw, s.frameMax)
 		if err != nil {
-			s.fail(rw, err.Error())
+			s.failRow(rw, err.Error(), true)
 			continue
 		}
-		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, "", s.cfg.Mandatory, false, msg)
+		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, rw.Topic, s.cfg.Mandatory, false, msg)
 		if err == nil {
 			select {
 			case <-dc.Done():
 			case <-s.ctx.Done():
-				_ = s.ch.Close()
+				s.closeConn()
 			}
 			s.awaitConfirm(dc)
 			if dc.Acked() || !s.ch.IsClosed() {
 				s.resolve(rw, dc.Acked())
+				s.ackedOnce(dc.Acked())
 				continue
 			}
 		}
 		// The channel closed: this row is the culprit if the broker closed
-		// the channel over it, not if the connection broke or we stopped.
+		// the channel, or the connection over the message's content, over it;
+		// not if the connection broke otherwise or we stopped.
 		<-s.chDone
 		var out outcome
 		s.closeReason(&out)
-		if out.connLost || out.err == nil || s.ctx.Err() != nil {
+		if out.err == nil || (out.connLost && !contentError(out.err)) || s.ctx.Err() != nil {
 			out.unconfirmed = suspects[i:]
 			return out, true
 		}
-		s.log.Debug("isolated the message that closed the channel", "id", rw.ID, "suspects", len(suspects))
+		s.log.Info("found the message the broker refused", "id", rw.ID, "suspects", len(suspects))
 		s.fail(rw, "refused by the broker: "+out.err.Error())
 		s.release(suspects[i+1:]...)
 		return out, true
 	}
 	return outcome{}, false
+}
+
+// contentError reports whether the broker closed the connection over what a
+// message held (a frame it could not take: too large, malformed), rather
+// than because it went away.
+func contentError(err error) bool {
+	var e *amqp.Error
+	if !errors.As(err, &e) || !e.Server {
+		return false
+	}
+	switch e.Code {
+	case amqp.FrameError, amqp.SyntaxError, amqp.CommandInvalid, amqp.UnexpectedFrame:
+		return true
+	}
+	return false
 }

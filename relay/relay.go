@@ -28,7 +28,7 @@ type Relay struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
-	blocked   atomic.Bool // the broker sent connection.blocked (resource alarm)
+	blocked   atomic.Bool  // the broker sent connection.blocked (resource alarm)
 	published atomic.Int64 // rows marked published (or deleted) by this relay
 }
 
@@ -38,7 +38,7 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Relay, error) {
 	if pool == nil {
 		return nil, errors.New("relay: pool is nil (open one with database.Open)")
 	}
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -91,7 +91,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if !r.cfg.PollOnly {
 		start(u.listenLoop)
 	}
-	if r.cfg.Retention >= 0 {
+	if !r.cfg.keepsPublished() && !r.cfg.deletesAtOnce() {
 		start(u.retentionLoop)
 	}
 	var dbWG sync.WaitGroup

@@ -23,13 +23,20 @@ func TestClaimable(t *testing.T) {
 		{"b", 2}, {"b", 7}, // b is complete
 		{"c", 0}, {"c", 5}, // c's earlier row 0 is held elsewhere: c is blocked
 	}
-	ids, blocked := claimable(cands, keyRows)
+	ids, blocked := claimable(cands, keyRows, nil)
 	require.Equal(t, []int64{1, 2, 3, 7}, ids)
 	require.ElementsMatch(t, []string{"a", "c"}, blocked)
 
-	ids, blocked = claimable(cands[:2], []keyRow{{"a", 1}, {"b", 2}})
+	ids, blocked = claimable(cands[:2], []keyRow{{"a", 1}, {"b", 2}}, nil)
 	require.Equal(t, []int64{1, 2}, ids)
 	require.Empty(t, blocked)
+
+	// A candidate at or before the last row held of its key (a held row
+	// whose lease ran out) blocks the key; the empty key is never blocked.
+	ids, blocked = claimable([]keyRow{{"a", 3}, {"", 4}, {"a", 5}, {"", 6}}, []keyRow{{"", 1}},
+		map[string]int64{"a": 3})
+	require.Equal(t, []int64{4, 6}, ids)
+	require.Equal(t, []string{"a"}, blocked)
 }
 
 func TestRedactURL(t *testing.T) {
@@ -61,7 +68,10 @@ func TestNewValidates(t *testing.T) {
 	require.Equal(t, LeaseDefault, r.cfg.Lease)
 	require.Equal(t, MaxAttemptsDefault, r.cfg.MaxAttempts)
 	require.Equal(t, RetryBackoffDefault, r.cfg.RetryBackoff)
-	require.Zero(t, r.cfg.Retention, "zero retention means at once and stays zero")
+	require.Equal(t, RetentionDefault, r.cfg.Retention, "zero retention is the default, as every zero field")
+	d := Config{}.WithDefaults()
+	require.Equal(t, RetentionDefault, d.Retention)
+	require.NotEmpty(t, d.ID)
 	require.NotEmpty(t, r.ID())
 	require.False(t, r.BrokerConnected())
 
@@ -106,7 +116,7 @@ func TestMessage(t *testing.T) {
 		Headers:   []byte(`{"s":"x","i":42,"f":1.5,"b":true,"n":null,"arr":[1,"two"],"obj":{"k":"v"}}`),
 		CreatedAt: created,
 	}
-	msg, err := message(rw)
+	msg, err := message(rw, 131072)
 	require.NoError(t, err)
 	require.Equal(t, amqp.Publishing{
 		Headers: amqp.Table{
@@ -120,11 +130,28 @@ func TestMessage(t *testing.T) {
 	}, msg)
 
 	rw.Headers = []byte(`{"` + strings.Repeat("h", 300) + `":"x"}`)
-	_, err = message(rw)
+	_, err = message(rw, 131072)
 	require.ErrorContains(t, err, "longer than 255 bytes")
 	rw.Headers = []byte(`[1]`)
-	_, err = message(rw)
+	_, err = message(rw, 131072)
 	require.ErrorContains(t, err, "not a JSON object")
+	rw.Headers = []byte(`{"CC":"a.b"}`)
+	_, err = message(rw, 131072)
+	require.ErrorContains(t, err, "array of routing keys")
+	rw.Headers = []byte(`{"CC":["a.b"]}`)
+	_, err = message(rw, 131072)
+	require.NoError(t, err)
+
+	// Properties that do not fit in a frame: the broker would close the
+	// connection. The size computed matches what amqp091 writes closely
+	// enough that a frame of exactly that size is accepted by the check.
+	rw.Headers = []byte(`{"big":"` + strings.Repeat("x", 200_000) + `"}`)
+	_, err = message(rw, 131072)
+	require.ErrorContains(t, err, "frame size")
+	msg, err = message(rw, 0)
+	require.NoError(t, err)
+	_, err = message(rw, propertiesSize(msg))
+	require.NoError(t, err)
 }
 
 func TestBackoff(t *testing.T) {

@@ -108,7 +108,7 @@ func TestServeRelaySIGKILL(t *testing.T) {
 	leasedBy := func(id string) int {
 		var c int
 		require.NoError(t, db.Pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM outbox_event WHERE claimed_by = $1 AND state = 'pending'`, id).Scan(&c))
+			`SELECT count(*) FROM outbox_event WHERE claimed_by LIKE $1 || '/%' AND state = 'pending'`, id).Scan(&c))
 		return c
 	}
 	var victimID string

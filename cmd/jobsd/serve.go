@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"log/slog"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -112,7 +113,7 @@ func serveCommand() *cli.Command {
 					PollInterval: c.Duration("relay-poll"),
 					Lease:        c.Duration("relay-lease"),
 					MaxAttempts:  c.Int("relay-max-attempts"),
-					Retention:    c.Duration("outbox-retention"),
+					Retention:    outboxRetention(c.Duration("outbox-retention")),
 					Mandatory:    c.Bool("relay-mandatory"),
 				},
 			}
@@ -158,4 +159,13 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// outboxRetention maps --outbox-retention to relay.Config.Retention: on the
+// command line 0 means "delete at once".
+func outboxRetention(d time.Duration) time.Duration {
+	if d == 0 {
+		return relay.RetentionDeleteAtOnce
+	}
+	return d
 }

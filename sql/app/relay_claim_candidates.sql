@@ -1,33 +1,40 @@
 -- Step 1 of a claim (one short transaction; see the relay package doc).
 --
 -- candidate: lock the first $1 pending rows in id order that are available
--- and whose lease is free. SKIP LOCKED: two relays claiming at once never take
--- the same row. $3 are keys the relay recently found blocked (an earlier row
--- leased by another relay or backing off); skipping them for a moment keeps a
--- blocked key with a large backlog from filling every batch while other keys
--- wait.
+-- and whose lease is free, walking the partial index on id (the relay's
+-- settings turn bitmap and sequential scans off, so the cost is the rows
+-- walked, not the backlog). SKIP LOCKED: two relays claiming at once never
+-- take the same row. $2 are keys the relay recently found blocked; skipping
+-- them for a moment keeps a blocked key from filling every batch.
 --
 -- Returned with the candidates (candidate = true): per candidate key, the
--- key's pending rows up to its last candidate that relay $2 does not lease
--- itself (candidate = false). The relay claims a key's candidates only up to
--- the first of those rows that is not a candidate: a row leased by another
--- relay, backing off, or locked by a concurrent claim that SKIP LOCKED passed
--- over. So a key's rows are claimed as the contiguous run that starts at its
--- earliest pending row. Rows the relay leased itself do not block it: they
--- are ahead in its own pipeline, which publishes in claim order.
+-- key's pending rows after $4 (the last row of that key, $3, that this relay
+-- still holds in its pipeline; 0 when it holds none) up to the key's last
+-- candidate (candidate = false). Each key is one index range scan on
+-- (key, id) WHERE state = 'pending'; OFFSET 0 keeps Postgres from turning
+-- the LATERAL into a join over every pending row. The relay claims a key's
+-- candidates only up to the first of those rows that is not a candidate: a
+-- row leased by another relay or by an earlier run, backing off, or locked by
+-- a concurrent claim. So a key's rows are claimed as the contiguous run that
+-- follows what the relay already holds, or that starts at the key's earliest
+-- pending row. The empty key promises no order and is not checked.
 WITH candidate AS MATERIALIZED (
     SELECT o.key, o.id
     FROM outbox_event o
     WHERE o.state = 'pending'
       AND o.available_at <= now()
       AND (o.claimed_until IS NULL OR o.claimed_until < now())
-      AND o.key <> ALL (coalesce($3::text[], '{}'))
+      AND o.key <> ALL (coalesce($2::text[], '{}'))
     ORDER BY o.id
     LIMIT $1
     FOR UPDATE SKIP LOCKED
 ),
-span AS (
-    SELECT key, max(id) AS last_id FROM candidate GROUP BY key
+span AS MATERIALIZED (
+    SELECT c.key, coalesce(h.last_id, 0) AS after, max(c.id) AS last_id
+    FROM candidate c
+    LEFT JOIN unnest($3::text[], $4::bigint[]) AS h (key, last_id) ON h.key = c.key
+    WHERE c.key <> ''
+    GROUP BY c.key, h.last_id
 )
 SELECT key, id, true AS candidate FROM candidate
 UNION ALL
@@ -36,6 +43,6 @@ FROM span s
 CROSS JOIN LATERAL (
     SELECT e.id
     FROM outbox_event e
-    WHERE e.key = s.key AND e.state = 'pending' AND e.id <= s.last_id
-      AND (e.claimed_by IS DISTINCT FROM $2 OR e.claimed_until IS NULL OR e.claimed_until < now())
+    WHERE e.key = s.key AND e.state = 'pending' AND e.id > s.after AND e.id <= s.last_id
+    OFFSET 0
 ) AS e;
