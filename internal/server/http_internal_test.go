@@ -145,3 +145,14 @@ func TestJobsShare(t *testing.T) {
 	require.Equal(t, 4*time.Second, jobsShare(5*time.Second))
 	require.Equal(t, 595*time.Second, jobsShare(10*time.Minute))
 }
+
+// TestBrokerState: how /readyz names the relay's broker. (A real blocked
+// broker needs a resource alarm on the shared RabbitMQ, which tests must not
+// raise.)
+func TestBrokerState(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "connected", brokerState(true, false))
+	require.Equal(t, "blocked", brokerState(true, true))
+	require.Equal(t, "disconnected", brokerState(false, false))
+	require.Equal(t, "disconnected", brokerState(false, true))
+}
