@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -69,7 +67,7 @@ func demoCommand() *cli.Command {
 			if _, err := migrate.Up(c.Context, pool); err != nil {
 				return fmt.Errorf("migrate: %w", err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			ctx, stop := stopContext(c.Context, log) // a second Ctrl-C exits at once
 			defer stop()
 			_, err = demo.Run(ctx, pool, c.String("amqp-url"), c.App.Writer, demo.Config{
 				Rate:         c.Duration("rate"),

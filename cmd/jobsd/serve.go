@@ -1,8 +1,8 @@
 package main
 
 import (
-	"os/signal"
-	"syscall"
+	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,8 +18,10 @@ func serveCommand() *cli.Command {
 		Name:  "serve",
 		Usage: "run River workers, the outbox relay and the HTTP endpoints until SIGINT/SIGTERM",
 		Description: "HTTP: POST /signup, GET /healthz, GET /readyz, GET /metrics (Prometheus) and River UI\n" +
-			"under /riverui/. On SIGINT/SIGTERM it stops taking work, gives running jobs\n" +
-			"--shutdown-timeout to finish, and exits 0.\n\n" +
+			"under /riverui/. /readyz is 503 only when the database is unreachable (the broker's state is\n" +
+			"in its body and in metrics: the outbox absorbs a broker outage). On SIGINT/SIGTERM it stops\n" +
+			"taking work, gives running jobs most of --shutdown-timeout to finish, and exits 0; a\n" +
+			"component still running at the timeout is named and serve exits 1. A second Ctrl-C exits at once.\n\n" +
 			"River UI can cancel, retry and delete jobs: with --ui-user and --ui-password, /riverui/ and\n" +
 			"/metrics need HTTP basic auth (/signup, /healthz, /readyz stay open). serve refuses to listen\n" +
 			"on a non-loopback --http-addr without them. Prefer the environment for the password.\n\n" +
@@ -38,7 +40,14 @@ func serveCommand() *cli.Command {
 			&cli.DurationFlag{Name: "rescue-after", EnvVars: []string{"JOBSD_RESCUE_AFTER"},
 				Usage: "a job running this long is presumed orphaned by a dead worker and retried (default River's 1h)"},
 			&cli.DurationFlag{Name: "shutdown-timeout", EnvVars: []string{"JOBSD_SHUTDOWN_TIMEOUT"}, Value: server.ShutdownTimeoutDefault,
-				Usage: "on SIGTERM, how long running jobs get to finish before they are cancelled"},
+				Usage: "on SIGINT/SIGTERM, the bound of the whole stop: running jobs get all but a fifth of it (at most 5s) to finish, " +
+					"then are cancelled (retried later); what has not stopped at the timeout is abandoned and serve exits 1"},
+			&cli.DurationFlag{Name: "http-read-timeout", EnvVars: []string{"JOBSD_HTTP_READ_TIMEOUT"}, Value: server.ReadTimeoutDefault,
+				Usage: "time to read a whole request, body included (headers: 10s); a negative value disables it"},
+			&cli.DurationFlag{Name: "http-write-timeout", EnvVars: []string{"JOBSD_HTTP_WRITE_TIMEOUT"}, Value: server.WriteTimeoutDefault,
+				Usage: "time to answer a request once its headers are read (River UI's slowest pages); a negative value disables it"},
+			&cli.DurationFlag{Name: "http-idle-timeout", EnvVars: []string{"JOBSD_HTTP_IDLE_TIMEOUT"}, Value: server.IdleTimeoutDefault,
+				Usage: "how long a keep-alive connection may wait for its next request; a negative value disables it"},
 			&cli.BoolFlag{Name: "poll-only", EnvVars: []string{"JOBSD_POLL_ONLY"},
 				Usage: "poll instead of LISTEN/NOTIFY (for PgBouncer in transaction mode)"},
 			&cli.BoolFlag{Name: "no-relay", EnvVars: []string{"JOBSD_NO_RELAY"},
@@ -82,6 +91,9 @@ func serveCommand() *cli.Command {
 				JobTimeout:      c.Duration("job-timeout"),
 				RescueAfter:     c.Duration("rescue-after"),
 				ShutdownTimeout: c.Duration("shutdown-timeout"),
+				ReadTimeout:     c.Duration("http-read-timeout"),
+				WriteTimeout:    c.Duration("http-write-timeout"),
+				IdleTimeout:     c.Duration("http-idle-timeout"),
 				PollOnly:        c.Bool("poll-only"),
 				MetricsInterval: c.Duration("metrics-interval"),
 				UIUser:          c.String("ui-user"),
@@ -105,6 +117,9 @@ func serveCommand() *cli.Command {
 					Mandatory:    c.Bool("relay-mandatory"),
 				},
 			}
+			if c.Duration("shutdown-timeout") <= 0 {
+				return usagef("--shutdown-timeout must be positive")
+			}
 			if c.Duration("metrics-interval") <= 0 {
 				return usagef("--metrics-interval must be positive")
 			}
@@ -127,14 +142,21 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			defer pool.Close()
 			srv, err := server.New(pool, cfg)
 			if err != nil {
+				pool.Close()
 				return usagef("%v", err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			ctx, stop := stopContext(c.Context, slog.Default())
 			defer stop()
-			return srv.Run(ctx)
+			err = srv.Run(ctx)
+			if errors.Is(err, server.ErrShutdownTimeout) {
+				// What did not stop may hold connections: pool.Close would
+				// wait for them. The process exits anyway.
+				return err
+			}
+			pool.Close()
+			return err
 		},
 	}
 }

@@ -4,22 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/jobsd/jobsd/signup"
 )
 
-// maxSignupBody bounds a POST /signup body.
-const maxSignupBody = 64 << 10
-
 // Handler returns the HTTP endpoints:
 //
-//	POST /signup   {"email","name"} -> 201 with the user id, job ids and event id
+//	POST /signup   {"email","name"} -> 201 with the user id, job ids and event
+//	               id; 400 malformed or invalid, 408 body too slow, 409
+//	               duplicate email, 413 body over MaxSignupBody, 500
+//	GET  /readyz   200 when the process can take signups (the database
+//	               answers), 503 otherwise; the body also reports the broker
+//	               ("connected", "blocked" or "disconnected"), which never
+//	               makes it 503: the outbox absorbs a broker outage
 //	GET  /healthz  200 while the process runs
-//	GET  /readyz   200 when the database answers and the relay (unless
-//	               disabled) is connected to the broker, 503 otherwise
 //	GET  /metrics  Prometheus metrics (basic auth when UIUser is set)
 //	     /riverui/ River UI (basic auth when UIUser is set)
 func (s *Server) Handler() http.Handler {
@@ -34,14 +34,12 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Email string `json:"email"`
-		Name  string `json:"name"`
-	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxSignupBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed JSON body: "+err.Error())
+	req, reqErr := decodeSignup(http.MaxBytesReader(w, r.Body, MaxSignupBody))
+	if reqErr != nil {
+		if reqErr.status != http.StatusBadRequest {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
+		}
+		writeError(w, reqErr.status, reqErr.msg)
 		return
 	}
 	res, err := s.signup.Signup(r.Context(), req.Email, req.Name)
@@ -68,13 +66,22 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusServiceUnavailable
 	}
 	if s.relay != nil {
-		checks["broker"] = "connected"
-		if !s.relay.BrokerConnected() {
-			checks["broker"] = "disconnected"
-			status = http.StatusServiceUnavailable
-		}
+		checks["broker"] = brokerState(s.relay.BrokerConnected(), s.relay.BrokerBlocked())
 	}
 	writeJSON(w, status, checks)
+}
+
+// brokerState is the relay's broker as /readyz reports it. It is information
+// for operators, never a reason to answer 503: signups only need the
+// database, and their events wait in the outbox until the broker is back.
+func brokerState(connected, blocked bool) string {
+	switch {
+	case !connected:
+		return "disconnected"
+	case blocked:
+		return "blocked"
+	}
+	return "connected"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

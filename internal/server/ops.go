@@ -109,6 +109,31 @@ func (s *Server) observeJobs() {
 	go s.ops.metrics.ObserveRiver(s.ops.events)
 }
 
+// brokerBlockedMetric is the relay's blocked state as a gauge. The relay
+// registers jobsd_relay_broker_connected itself; this one is registered here
+// unless the relay already registered it.
+const brokerBlockedMetric = "jobsd_relay_broker_blocked"
+
+// registerBrokerBlocked exports s.relay.BrokerBlocked as a gauge.
+func (s *Server) registerBrokerBlocked() error {
+	families, _ := s.cfg.Registry.Gather() // what gathers is enough to tell
+	for _, f := range families {
+		if f.GetName() == brokerBlockedMetric {
+			return nil
+		}
+	}
+	r := s.relay
+	return s.cfg.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: brokerBlockedMetric,
+		Help: "1 while the broker blocks the relay's publishing (connection.blocked: a memory or disk alarm), else 0.",
+	}, func() float64 {
+		if r.BrokerBlocked() {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // Registry returns the registry served on /metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.cfg.Registry }
 

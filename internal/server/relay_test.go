@@ -3,8 +3,10 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,11 +71,109 @@ func TestReadyzReportsBroker(t *testing.T) {
 		}, time.Minute, 5*time.Millisecond, "want /readyz %d with broker %s", code, broker)
 	}
 	waitReady(http.StatusOK, "connected")
+	requireGauge(t, srv, "jobsd_relay_broker_connected", 1)
+	requireGauge(t, srv, "jobsd_relay_broker_blocked", 0)
+
+	// Broker down: POST /signup still works (the event waits in the outbox),
+	// so the process stays ready; the body and the gauge say what is wrong.
 	p.Refuse(true)
 	p.Cut()
-	waitReady(http.StatusServiceUnavailable, "disconnected")
+	waitReady(http.StatusOK, "disconnected")
+	requireGauge(t, srv, "jobsd_relay_broker_connected", 0)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/signup", strings.NewReader(`{"email":"outage@example.com"}`)))
+	require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+
 	p.Refuse(false)
 	waitReady(http.StatusOK, "connected")
+}
+
+// TestReadyzBrokerNeverReached: a relay pointed at a closed port leaves the
+// process ready, with the broker reported disconnected.
+func TestReadyzBrokerNeverReached(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closedAddr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	srv, err := server.New(db.Pool, server.Config{
+		HTTPAddr: "-",
+		AMQPURL:  "amqp://guest:guest@" + closedAddr + "/",
+		Relay:    relay.Config{Exchange: "unused"},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	runServer(t, srv)
+	code, body := ready(t, srv.Handler())
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, map[string]string{"database": "ok", "broker": "disconnected"}, body)
+}
+
+// requireGauge requires the registry's gauge name (no labels) to be want.
+func requireGauge(t *testing.T, srv *server.Server, name string, want float64) {
+	t.Helper()
+	families, err := srv.Registry().Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == name {
+			require.Len(t, f.GetMetric(), 1, name)
+			require.Equal(t, want, f.GetMetric()[0].GetGauge().GetValue(), name)
+			return
+		}
+	}
+	t.Fatalf("metric %s is not registered", name)
+}
+
+// TestRunStopsWhileBrokerStalls: the broker stops answering mid-stream (the
+// TCP connection stays open, nothing is read or sent: what a blocked or hung
+// broker looks like) while the relay publishes. Run still returns within
+// ShutdownTimeout (plus generous slack for a loaded machine); if the relay
+// did not stop in time, the error names it.
+func TestRunStopsWhileBrokerStalls(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	b := testbroker.New(t)
+	p := b.NewProxy()
+	const shutdownTimeout = 2 * time.Second
+	srv, err := server.New(db.Pool, server.Config{
+		HTTPAddr:        "127.0.0.1:0",
+		AMQPURL:         p.URL,
+		ShutdownTimeout: shutdownTimeout,
+		Relay:           relay.Config{Exchange: b.Name("stall"), PollInterval: 100 * time.Millisecond},
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	h := srv.Handler()
+	require.Eventually(t, func() bool {
+		_, body := ready(t, h)
+		return body["broker"] == "connected"
+	}, time.Minute, 5*time.Millisecond)
+
+	p.Stall()
+	for i := range 20 { // events the relay tries to publish into the stall
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/signup",
+			strings.NewReader(fmt.Sprintf(`{"email":"stall%d@example.com"}`, i))))
+		require.Equal(t, http.StatusCreated, rec.Code, rec.Body.String())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		t.Logf("Run returned %v", err)
+		if err != nil {
+			require.ErrorIs(t, err, server.ErrShutdownTimeout)
+			require.ErrorContains(t, err, "relay")
+		}
+	case <-time.After(shutdownTimeout + deadline):
+		t.Fatal("Run did not return within its shutdown timeout while the broker stalled")
+	}
+	p.Cut() // lets an abandoned relay end before the leak check
 }
 
 func TestReadyzWithoutRelay(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,6 +31,12 @@ const (
 	HTTPAddrDefault        = "127.0.0.1:8080"
 	WorkersDefault         = 100
 	ShutdownTimeoutDefault = 30 * time.Second
+
+	// HTTP server timeouts (http.Server's fields of the same names).
+	ReadHeaderTimeoutDefault = 10 * time.Second
+	ReadTimeoutDefault       = 15 * time.Second
+	WriteTimeoutDefault      = 30 * time.Second
+	IdleTimeoutDefault       = 2 * time.Minute
 )
 
 // Config configures a Server. Zero fields take the documented defaults.
@@ -64,9 +71,31 @@ type Config struct {
 	// in transaction mode). Default false.
 	PollOnly bool
 
-	// ShutdownTimeout is how long a stop waits for running jobs before
-	// cancelling them. Default ShutdownTimeoutDefault.
+	// ShutdownTimeout bounds a stop, from ctx done to Run's return. Running
+	// jobs get most of it to finish (all but a fifth of it, at most 5s) and
+	// are then cancelled (River retries them later); the relay stops after
+	// the workers. A component still running at the timeout is abandoned and
+	// Run returns an error that names it. Default ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
+
+	// ReadHeaderTimeout bounds reading a request's headers. Default
+	// ReadHeaderTimeoutDefault; a negative value disables it.
+	ReadHeaderTimeout time.Duration
+
+	// ReadTimeout bounds reading a whole request, body included (a POST
+	// /signup body is at most MaxSignupBody). A client that sends it slower
+	// is cut off. Default ReadTimeoutDefault; a negative value disables it.
+	ReadTimeout time.Duration
+
+	// WriteTimeout bounds a request from the end of its headers to the end of
+	// the response. River UI's API calls (job lists on a large table) are
+	// the slowest responses. Default WriteTimeoutDefault; a negative value
+	// disables it.
+	WriteTimeout time.Duration
+
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default IdleTimeoutDefault; a negative value disables it.
+	IdleTimeout time.Duration
 
 	// Jobs configures the workers (fault injection).
 	Jobs jobs.Config
@@ -113,6 +142,19 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
+	for _, d := range []struct {
+		field *time.Duration
+		def   time.Duration
+	}{
+		{&c.ReadHeaderTimeout, ReadHeaderTimeoutDefault},
+		{&c.ReadTimeout, ReadTimeoutDefault},
+		{&c.WriteTimeout, WriteTimeoutDefault},
+		{&c.IdleTimeout, IdleTimeoutDefault},
+	} {
+		if *d.field == 0 {
+			*d.field = d.def
+		}
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -132,6 +174,8 @@ func (c Config) validate() error {
 		return errors.New("rescue-after and job-timeout must not be negative")
 	case c.RescueAfter > 0 && c.JobTimeout > c.RescueAfter:
 		return fmt.Errorf("rescue-after (%v) must not be shorter than job-timeout (%v)", c.RescueAfter, c.JobTimeout)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("shutdown timeout must be positive, got %v", c.ShutdownTimeout)
 	}
 	if err := c.validateOps(); err != nil {
 		return err
@@ -195,6 +239,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		if s.relay, err = relay.New(pool, cfg.AMQPURL, rc); err != nil {
 			return nil, err
 		}
+		if err := s.registerBrokerBlocked(); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -206,10 +253,12 @@ func (s *Server) River() *river.Client[pgx.Tx] { return s.river }
 func (s *Server) Relay() *relay.Relay { return s.relay }
 
 // Run starts the workers, the relay and the HTTP server and blocks until ctx
-// is done, then drains: HTTP stops taking requests, running jobs get
-// ShutdownTimeout to finish and are cancelled after that, and the relay stops
-// last (it marks what the broker confirmed and releases the rest of its rows).
-// It returns nil after a clean drain.
+// is done, then stops within ShutdownTimeout: HTTP stops taking requests,
+// running jobs get most of the timeout to finish and are cancelled after that
+// (River retries them later), and the relay stops last (it marks what the
+// broker confirmed and releases the rest of its rows). It returns nil after a
+// clean stop, and an error naming the components it gave up waiting for when
+// the timeout passed; those may still hold connections of the pool.
 func (s *Server) Run(ctx context.Context) error {
 	log := s.cfg.Logger
 	opsCtx, stopOps := context.WithCancel(ctx)
@@ -224,14 +273,14 @@ func (s *Server) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("listen on %s: %w (is another jobsd serve running? use --http-addr)", s.cfg.HTTPAddr, err)
 		}
-		httpSrv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = s.httpServer()
 		go func() { httpErr <- httpSrv.Serve(ln) }()
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 
 	// River runs jobs with contexts derived from Start's: cancelling ctx there
-	// would cancel running jobs at once. The drain below stops River instead,
-	// giving running jobs ShutdownTimeout to finish.
+	// would cancel running jobs at once. The stop below stops River instead,
+	// giving running jobs time to finish.
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		if httpSrv != nil {
 			_ = httpSrv.Close()
@@ -266,25 +315,89 @@ func (s *Server) Run(ctx context.Context) error {
 		log.Error("http server failed", "err", err)
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
-
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
-	defer cancel()
-	if httpSrv != nil {
-		_ = httpSrv.Shutdown(stopCtx)
+	if err := s.stop(ctx, httpSrv, stopRelay, relayDone); err != nil {
+		return err
 	}
-	if err := s.river.Stop(stopCtx); err != nil {
-		log.Warn("jobs did not finish in time; cancelling them (River retries them later)", "err", err)
-		hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer hardCancel()
-		if err := s.river.StopAndCancel(hardCtx); err != nil {
-			stopRelay()
-			<-relayDone
-			return fmt.Errorf("stop workers: %w", err)
-		}
-	}
-	stopRelay()
-	<-relayDone
 	log.Info("stopped")
 	return runErr
 }
+
+// httpServer is the HTTP server with the configured timeouts.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// jobsShare is how much of ShutdownTimeout running jobs get to finish: all
+// but a fifth of it, at most 5s, which are left to cancel the jobs and stop
+// the relay.
+func jobsShare(timeout time.Duration) time.Duration {
+	return timeout - min(timeout/5, 5*time.Second)
+}
+
+// stop stops HTTP, the workers and then the relay within ShutdownTimeout. It
+// returns an error naming what did not stop in time.
+func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(), relayDone <-chan struct{}) error {
+	log := s.cfg.Logger
+	timeout := s.cfg.ShutdownTimeout
+	log.Info("shutting down", "timeout", timeout)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	jobsCtx, cancelJobs := context.WithTimeout(stopCtx, jobsShare(timeout))
+	defer cancelJobs()
+
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if httpSrv == nil {
+			return
+		}
+		if err := httpSrv.Shutdown(stopCtx); err != nil {
+			_ = httpSrv.Close() // cut the requests still running
+		}
+	}()
+
+	riverDone := make(chan struct{}) // closed once River stopped, never if it did not
+	go func() {
+		err := s.river.Stop(jobsCtx) // fails only when jobsCtx is done first
+		if err != nil && stopCtx.Err() == nil {
+			log.Warn("jobs did not finish in time; cancelling them (River retries them later)", "err", err)
+			err = s.river.StopAndCancel(stopCtx)
+		}
+		if err == nil {
+			close(riverDone)
+		}
+	}()
+
+	var stuck []string
+	wait := func(name string, done <-chan struct{}) {
+		select {
+		case <-done:
+		case <-stopCtx.Done():
+			select {
+			case <-done:
+			default:
+				log.Error("did not stop within the shutdown timeout; giving up on it", "component", name, "timeout", timeout)
+				stuck = append(stuck, name)
+			}
+		}
+	}
+	wait("workers (River)", riverDone)
+	stopRelay() // after the workers: events their jobs committed still go out
+	wait("relay", relayDone)
+	wait("http", httpDone)
+	if stuck != nil {
+		return fmt.Errorf("%w (%v): %s did not stop", ErrShutdownTimeout, timeout, strings.Join(stuck, ", "))
+	}
+	return nil
+}
+
+// ErrShutdownTimeout is returned by Run when a component did not stop within
+// ShutdownTimeout.
+var ErrShutdownTimeout = errors.New("shutdown timeout exceeded")

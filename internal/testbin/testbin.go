@@ -76,9 +76,10 @@ type Result struct {
 // at most a minute.
 func Run(t testing.TB, env []string, args ...string) Result {
 	t.Helper()
+	bin := Path(t) // the build does not count against the run's minute
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, Path(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(append(os.Environ(), fastRaceExit), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -151,6 +152,17 @@ func (p *Process) Wait(timeout time.Duration) int {
 		return 0
 	case <-time.After(timeout):
 		return -1
+	}
+}
+
+// State returns how the process ended (exit code or signal), or nil while it
+// runs.
+func (p *Process) State() *os.ProcessState {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState
+	default:
+		return nil
 	}
 }
 
