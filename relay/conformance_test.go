@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobsd/jobsd/internal/testbroker"
@@ -522,6 +523,123 @@ func TestRelayStopsWhileBrokerHangs(t *testing.T) {
 			// close deadlines, with slack for a loaded machine.
 			require.Less(t, time.Since(start), confirmGrace+4*closeTimeout+10*time.Second)
 			require.Zero(t, countWhere(t, h, `claimed_by IS NOT NULL AND state = 'pending'`), "a stopped relay gives its rows back")
+		})
+	}
+}
+
+// TestRelayPerKeyOrderUnderDatabaseFaults: the per-key order must not depend
+// on the relay's memory agreeing with the table. While relays drain 50 keys x
+// 40 events, a loop terminates their database connections every 200 ms
+// (claims whose COMMIT outcome is unknown, releases and marks that fail); in
+// the second case a relay is also restarted under the same id again and
+// again. Nothing is lost and no key's events arrive out of order.
+func TestRelayPerKeyOrderUnderDatabaseFaults(t *testing.T) {
+	t.Parallel()
+	for _, restart := range []bool{false, true} {
+		name := "two relays"
+		if restart {
+			name = "restarts under the same id"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			h := setup(t, harnessOpts{})
+			ctx := context.Background()
+			// The relays get their own pool, named so that the killer can
+			// find their connections (the relay's own pool and LISTEN
+			// connection copy its settings).
+			pcfg := h.db.Pool.Config().Copy()
+			pcfg.ConnConfig.RuntimeParams["application_name"] = "relay-under-test"
+			pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+			require.NoError(t, err)
+			t.Cleanup(pool.Close)
+			newRelay := func(id string) *Relay {
+				cfg := h.config()
+				cfg.ID = id
+				cfg.BatchSize = 50
+				cfg.Window = 20
+				r, err := New(pool, h.broker.URL, cfg)
+				require.NoError(t, err)
+				return r
+			}
+			stop0 := h.run(newRelay("relay-0"))
+			defer func() { _ = stop0() }()
+			if !restart {
+				h.run(newRelay("relay-1"))
+			}
+
+			killing, restarting := make(chan struct{}), make(chan struct{})
+			var bg sync.WaitGroup
+			bg.Add(1)
+			go func() {
+				defer bg.Done()
+				tick := time.NewTicker(200 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-killing:
+						return
+					case <-tick.C:
+						_, _ = h.db.Pool.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+							WHERE datname = current_database() AND application_name = 'relay-under-test'`)
+					}
+				}
+			}()
+			if restart {
+				bg.Add(1)
+				go func() {
+					defer bg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-restarting:
+							return
+						case <-time.After(300 * time.Millisecond):
+						}
+						stop := h.run(newRelay("relay-1"))
+						select {
+						case <-restarting:
+						case <-time.After(time.Duration(100+rand.IntN(400)) * time.Millisecond):
+						}
+						require.NoError(t, stop())
+					}
+				}()
+			}
+
+			const keys, perKey, writers = 50, 40, 5
+			var wg sync.WaitGroup
+			for w := 0; w < writers; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					next := map[string]int{}
+					var mine []string
+					for k := w; k < keys; k += writers {
+						mine = append(mine, fmt.Sprintf("key-%02d", k))
+					}
+					for remaining := len(mine) * perKey; remaining > 0; {
+						var events []outbox.Event
+						for j := 0; j < 1+rand.IntN(3) && remaining > 0; j++ {
+							key := mine[rand.IntN(len(mine))]
+							if next[key] == perKey {
+								continue
+							}
+							events = append(events, outbox.Event{Topic: "test.order", Key: key, Payload: seqPayload{Key: key, Seq: next[key]}})
+							next[key]++
+							remaining--
+						}
+						if len(events) > 0 {
+							write(t, h.db.Pool, events...)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			h.got.waitDistinct(t, keys*perKey)
+			close(killing)
+			close(restarting)
+			bg.Wait()
+			total, distinct := h.got.counts()
+			t.Logf("%d deliveries of %d events", total, distinct)
+			require.Empty(t, h.got.orderViolations())
 		})
 	}
 }

@@ -9,41 +9,58 @@
 //
 // A claim is one short transaction of two round trips (sql/app/relay_claim_*):
 // the first locks up to BatchSize pending, available, unleased rows in id order
-// with FOR UPDATE SKIP LOCKED and returns them with their keys' earlier
-// pending rows; the second sets claimed_by and claimed_until on the rows that
-// may be claimed (see per-key order below) and commits. No transaction stays
-// open while the relay talks to the broker. The relay publishes the rows on
-// one confirm-mode channel with up to about Window messages awaiting their
-// confirm, and claims the next batch while the current one is in flight.
-// Confirmed (acked) rows are marked published in bulk, one UPDATE ... WHERE
-// id = ANY($1) per round (with RetentionDeleteAtOnce they are deleted instead).
+// with FOR UPDATE SKIP LOCKED and returns, per candidate key, the key's pending
+// rows that could stand in its way (see per-key order below); the second sets
+// claimed_by and claimed_until on the rows that may be claimed and commits. No
+// transaction stays open while the relay talks to the broker. Every statement
+// walks an index in order and stops after a batch (bitmap and sequential
+// scans are turned off in the relay's transactions), so a claim costs the
+// same with 30k or 1M pending rows; docs/relay-queries.md has the plans.
+// The relay publishes the rows on one confirm-mode channel with up to about
+// Window messages awaiting their confirm, and claims the next batch while the
+// current one is in flight. Confirmed (acked) rows are marked published in
+// bulk, one UPDATE ... WHERE id = ANY($1) per round (with
+// RetentionDeleteAtOnce they are deleted instead).
 //
-// A row that is nacked, returned (with Mandatory) or cannot be encoded as a
-// message counts an attempt, records last_error and is retried after an
-// exponential backoff; after MaxAttempts it becomes dead. A row published
-// without a confirm because the connection or channel went away is released
-// (lease cleared, no attempt counted) and published again: delivery is at
-// least once, and consumers dedupe on the message id (outbox_event.message_id).
+// claimed_by holds the relay's ID and a random token of the run
+// ("<id>/<token>"): a relay restarted with the same ID does not mistake the
+// earlier run's leases for its own. Since IDs are unique among running
+// relays, a new run takes those leases back at start, so that a crashed
+// relay's rows need not wait for their lease to end.
+//
+// A row that is nacked, returned (with Mandatory) or makes the broker close
+// the channel or the connection over its content counts an attempt, records
+// last_error and is retried after an exponential backoff; after MaxAttempts
+// it becomes dead. A row that can never be sent goes dead at its first
+// attempt with the reason: headers that are not a JSON object or not
+// encodable in AMQP, a CC or BCC header that is not an array of strings,
+// properties larger than the connection's frame size (RabbitMQ would close
+// the whole connection with FRAME_ERROR). A row published without a confirm
+// because the connection or channel went away is released (lease cleared, no
+// attempt counted) and published again: delivery is at least once, and
+// consumers dedupe on the message id (outbox_event.message_id).
 //
 // Confirms come from amqp091's DeferredConfirmation, which tracks each tag on
 // its own: NotifyPublish loses a nack that arrives before the ack of an
 // earlier tag when a multiple ack follows. A broker that does not confirm
-// within half the lease is taken as broken and the relay reconnects.
+// within half the lease is taken as broken and the relay reconnects, except
+// while it blocks publishing (below).
 //
-// The broker closes a channel over one bad message, for instance a "CC"
-// header that is a string instead of an array (406 PRECONDITION_FAILED). The
-// close does not say which unconfirmed message it was, so the relay opens a
-// new channel and publishes those messages again one at a time, each waiting
-// for its confirm: the one that closes the channel again is the culprit and
-// fails; the ones before it go through and the ones after it are released.
+// The broker closes a channel over one bad message, and a connection over a
+// frame it cannot take. The close does not say which unconfirmed message it
+// was, so the relay opens a new channel (or connection) and publishes those
+// messages again one at a time, each waiting for its confirm: the one that
+// closes it again is the culprit and fails; the ones before it go through
+// and the ones after it are released. Other keys never wait for it beyond
+// that, and reconnections back off until the broker confirms a message.
 //
-// A relay that dies (SIGKILL) keeps its rows until their lease ends; then any
-// relay claims them. A relay publishes a batch only while at least
-// min(Lease/2, 5s) of its lease remains, so that two relays do not publish the
-// same rows at once unless one of them stalls for that long. A crash
-// republishes what the dead relay had published but not marked: the publisher
-// pauses while BatchSize confirmed rows wait to be marked, so that is at most
-// BatchSize + Window messages.
+// A relay that dies (SIGKILL) keeps its rows until their lease ends (or a
+// relay with its ID starts); then any relay claims them. A relay publishes a
+// batch only while at least min(Lease/2, 5s) of its lease remains, so that two
+// relays do not publish the same rows at once unless one of them stalls for
+// that long. A crash republishes what the dead relay had published but not
+// marked: the publisher pauses while BatchSize confirmed rows wait to be
+// marked, so that is at most BatchSize + Window messages.
 //
 // # Never skipping a row
 //
@@ -54,35 +71,41 @@
 // # Per-key order with several relays
 //
 // Events with the same key reach the broker in commit order. outbox.Write
-// takes a per-key advisory lock until commit, so within one key ids follow
-// commit order (rows inserted by plain SQL take no lock: for them ids follow
-// insertion). A relay claims a key's rows only as the contiguous run that
-// starts at the key's earliest pending row: a candidate is dropped when an
-// earlier pending row of its key is not part of the same claim, because it is
-// leased by another relay, backing off after a failed publish, or locked by a
-// concurrent claim that SKIP LOCKED passed over. Rows the relay leased itself
-// do not block it: they are ahead in its own pipeline, which publishes in
-// claim order on a single channel. So at any time the unpublished rows of a
-// key belong to at most one relay, which publishes them in id order. A poison
-// row blocks only its own key, until it is dead; other keys flow. The partial
-// index (key, id) WHERE state = 'pending' serves the per-key lookups. A key
-// stays with the relay that holds its earliest row while its backlog lasts,
-// so a few hot keys do not spread over relays; many keys do.
+// and the SQL function outbox_write take a per-key advisory lock until
+// commit, so within one key ids follow commit order (rows inserted by a plain
+// INSERT take no lock: for them ids follow insertion). A relay claims a key's
+// rows only as a contiguous run: after the last row of the key it still holds
+// in its pipeline, or, when it holds none, from the key's earliest pending
+// row. A candidate is dropped when a row of its key before it in that range
+// is not part of the same claim: leased by another relay or by an earlier
+// run, backing off after a failed publish, or locked by a concurrent claim
+// that SKIP LOCKED passed over. Each key is one index range scan on
+// (key, id) WHERE state = 'pending'. So at any time the unpublished rows of
+// a key belong to at most one relay, which publishes them in id order. A
+// poison row blocks only its own key, until it is dead; other keys flow. The
+// empty key promises no order and is never blocked.
+//
+// What the run holds is memory; the table decides. The run forgets a row
+// only once the row's outcome is written (marked, failed or released); a
+// write that fails is retried, and the claimer claims nothing until it went
+// through. A key whose row failed or was released is claimed again from its
+// earliest pending row, where the run's own unwritten rows block it. A claim
+// whose COMMIT outcome is unknown is given back by id before the next claim;
+// until then its rows only block their keys. A failed or released row must
+// also not be overtaken by later rows of its key already claimed: the
+// publisher releases, instead of publishing, a row of a batch claimed before
+// a row of the same key left the pipeline; rows of other keys in that batch
+// are published. Messages already sent when a nack or return comes back (at
+// most a window) can still reach the broker before the failed row's retry:
+// the one case where per-key order is not kept, and it needs a broker refusal.
 //
 // Keys found blocked are skipped by the next claims for a moment (one poll
 // interval, at most 1s), so that a blocked key with a large backlog cannot
-// fill every batch while other keys wait.
-//
-// When a row fails or is released, later rows of its key that were claimed
-// but not yet published must not overtake it: every failure or release
-// changes an epoch, the claimer writes pending failures and releases before it
-// claims, and the publisher releases the rest of any batch claimed under an
-// older epoch. Messages already sent when a nack or return comes back (at most
-// a window) can still reach the broker before the failed row's retry: the one
-// case where per-key order is not kept, and it needs a broker refusal.
+// fill every batch while other keys wait; a claim that only found blocked
+// keys does not claim again at once.
 //
 // Config.ID must be unique among running relays: two relays with one ID
-// would take each other's leases for their own.
+// would take each other's leases at start.
 //
 // # Waking up
 //
@@ -108,10 +131,21 @@
 // jitter). Meanwhile rows stay pending, nothing is claimed, and
 // BrokerConnected reports false. A lost connection releases the unconfirmed
 // rows; they drain when the broker is back. The exchange (a durable fanout)
-// is declared at every connection.
+// is declared at every connection; messages are published with the topic as
+// routing key.
+//
+// A broker under a resource alarm (memory, disk) sends connection.blocked
+// and stops reading. The relay then claims nothing, its publisher waits, the
+// confirm timeout does not apply (the broker holds what it has; reconnecting
+// would publish it twice), and BrokerBlocked reports true until
+// connection.unblocked. Every close of a connection has a deadline, and a
+// publisher stuck in a write is freed by closing the connection, so Run
+// returns within a few seconds of its context ending even then.
 //
 // # Retention
 //
-// A separate goroutine deletes published rows older than Retention, at most
-// 1000 per statement, never in the publish path.
+// A separate goroutine deletes published rows older than Retention (24h by
+// default), at most 1000 per statement, never in the publish path.
+// RetentionKeep keeps them; RetentionDeleteAtOnce deletes each row when its
+// confirm comes, instead of marking it.
 package relay

@@ -29,6 +29,8 @@ const (
 	benchRateDefault     = 500
 	benchDurationDefault = 5 * time.Second
 	benchDatabaseSuffix  = "_bench"
+	benchBacklogSmall    = 30_000
+	benchBacklogLarge    = 300_000
 )
 
 var benchTruncateSQL = jsql.Statement("bench_truncate")
@@ -54,7 +56,11 @@ func benchCommand() *cli.Command {
 			"           --duration vs publish->consumer latency of a raw publisher at the same rate\n" +
 			"  signups  N/10 signups end to end (user, 3 profile jobs, 1 event; River workers, relay,\n" +
 			"           analytics consumer) vs raw River working as many no-op jobs\n" +
-			"  all      the three (default)\n\n" +
+			"  backlog  the relay draining --backlog-small and --backlog-large pre-inserted rows over\n" +
+			"           1000 keys with no consumer, each vs raw publishing of as many messages to a\n" +
+			"           queue nobody consumes (the broker's own limit)\n" +
+			"  scale    1, 2 and 4 relays on one database draining N rows, vs raw publishing\n" +
+			"  all      all five (default; a few minutes)\n\n" +
 			"It writes rows, so it never uses --database-url's database: it uses (and creates,\n" +
 			"migrates and empties) <dbname>" + benchDatabaseSuffix + " on the same server. Each measurement\n" +
 			"declares its own jobsd.bench.<random> exchange and queue and deletes them afterwards.\n" +
@@ -65,11 +71,13 @@ func benchCommand() *cli.Command {
 			sub("relay", "relay vs raw publisher throughput"),
 			sub("latency", "commit->consumer latency vs the broker alone"),
 			sub("signups", "signups end to end vs raw River"),
-			sub("all", "relay, latency and signups"),
+			sub("backlog", "relay drain rate at a small and a large backlog vs raw publishing"),
+			sub("scale", "1, 2 and 4 relays on one database"),
+			sub("all", "relay, latency, signups, backlog and scale"),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown benchmark %q (use relay, latency, signups or all)", c.Args().First())
+				return usagef("unknown benchmark %q (use relay, latency, signups, backlog, scale or all)", c.Args().First())
 			}
 			return runBench(c, "all")
 		},
@@ -86,6 +94,10 @@ func benchFlags() []cli.Flag {
 			Usage: "events per second of the latency measurement"},
 		&cli.DurationFlag{Name: "duration", Value: benchDurationDefault,
 			Usage: "how long each latency measurement sends"},
+		&cli.IntFlag{Name: "backlog-small", Value: benchBacklogSmall,
+			Usage: "rows of the backlog measurement's small backlog"},
+		&cli.IntFlag{Name: "backlog-large", Value: benchBacklogLarge,
+			Usage: "rows of the backlog measurement's large backlog"},
 		jsonFlag(),
 	}
 }
@@ -99,6 +111,8 @@ type benchReport struct {
 	Relay     *bench.RelayResult   `json:"relay,omitempty"`
 	Latency   *bench.LatencyResult `json:"latency,omitempty"`
 	Signups   *bench.SignupsResult `json:"signups,omitempty"`
+	Backlog   *bench.BacklogResult `json:"backlog,omitempty"`
+	Scale     *bench.ScaleResult   `json:"scale,omitempty"`
 }
 
 func runBench(c *cli.Context, which string) error {
@@ -117,6 +131,9 @@ func runBench(c *cli.Context, which string) error {
 		return usagef("--signups must be between 1 and 1000000, got %d", signups)
 	case rate <= 0 || rate > 100_000:
 		return usagef("--rate must be above 0 and at most 100000, got %v", rate)
+	case c.Int("backlog-small") < 1 || c.Int("backlog-large") < c.Int("backlog-small") || c.Int("backlog-large") > 10_000_000:
+		return usagef("--backlog-small must be positive and at most --backlog-large (at most 10000000), got %d and %d",
+			c.Int("backlog-small"), c.Int("backlog-large"))
 	case duration <= 0 || duration > time.Hour:
 		return usagef("--duration must be positive and at most 1h, got %v", duration)
 	case rate*duration.Seconds() < 1:
@@ -167,6 +184,20 @@ func runBench(c *cli.Context, which string) error {
 			return benchError(ctx, err)
 		}
 		rep.Signups = &r
+	}
+	if which == "backlog" || which == "all" {
+		r, err := bench.Backlog(ctx, pool, amqpURL, c.Int("backlog-small"), c.Int("backlog-large"))
+		if err != nil {
+			return benchError(ctx, err)
+		}
+		rep.Backlog = &r
+	}
+	if which == "scale" || which == "all" {
+		r, err := bench.Scale(ctx, pool, amqpURL, messages)
+		if err != nil {
+			return benchError(ctx, err)
+		}
+		rep.Scale = &r
 	}
 	if c.Bool("json") {
 		return writeJSON(c, rep)
@@ -227,6 +258,22 @@ func printBench(w io.Writer, rep benchReport, rate float64, duration time.Durati
 			fmt.Sprintf("relay %.0f", r.Relay.Rate), fmt.Sprintf("%.2f", r.Ratio))
 		t.row(fmt.Sprintf("relay, %d keys (msg/s)", bench.HotKeys), fmt.Sprintf("raw publish %.0f", r.Raw.Rate),
 			fmt.Sprintf("relay %.0f", r.RelayHotKeys.Rate), fmt.Sprintf("%.2f", r.RatioHotKeys))
+		t.row("relay vs no-consumer raw (msg/s)", fmt.Sprintf("raw, no consumer %.0f", r.RawNoConsumer.Rate),
+			fmt.Sprintf("relay %.0f", r.Relay.Rate), fmt.Sprintf("%.2f", r.Relay.Rate/r.RawNoConsumer.Rate))
+	}
+	if r := rep.Backlog; r != nil {
+		t.row(fmt.Sprintf("backlog %d, no consumer (ev/s)", r.Small.Messages), fmt.Sprintf("raw, no consumer %.0f", r.RawSmall.Rate),
+			fmt.Sprintf("relay %.0f", r.Small.Rate), fmt.Sprintf("%.2f", r.SmallOverRaw))
+		t.row(fmt.Sprintf("backlog %d, no consumer (ev/s)", r.Large.Messages), fmt.Sprintf("raw, no consumer %.0f", r.RawLarge.Rate),
+			fmt.Sprintf("relay %.0f", r.Large.Rate), fmt.Sprintf("%.2f", r.LargeOverRaw))
+		t.row("backlog large/small (relay rate)", fmt.Sprintf("relay %d: %.0f", r.Small.Messages, r.Small.Rate),
+			fmt.Sprintf("relay %d: %.0f", r.Large.Messages, r.Large.Rate), fmt.Sprintf("%.2f", r.LargeOverSmall))
+	}
+	if r := rep.Scale; r != nil {
+		for _, n := range []int{1, 2, 4} {
+			t.row(fmt.Sprintf("scale, %d relay(s), %d rows (ev/s)", n, r.Relays[n].Messages), fmt.Sprintf("raw, no consumer %.0f", r.Raw.Rate),
+				fmt.Sprintf("relays %.0f", r.Relays[n].Rate), fmt.Sprintf("%.2f", r.Relays[n].Rate/r.Raw.Rate))
+		}
 	}
 	if r := rep.Latency; r != nil {
 		t.row(fmt.Sprintf("latency p50 at %.0f/s (ms)", rate), fmt.Sprintf("broker %.2f", r.Broker.P50),
@@ -263,6 +310,11 @@ func printBench(w io.Writer, rep benchReport, rate float64, duration time.Durati
 			"  until %d profile jobs completed (River: %d workers, fetch cooldown %v) and %d events consumed\n"+
 			"  (relay + consumer); baseline: raw River, 3 no-op jobs per InsertMany transaction, same River config.",
 			r.Signups, r.Jobs, r.RiverWorker, bench.RiverFetchCooldown, r.Signups))
+	}
+	if rep.Backlog != nil || rep.Scale != nil {
+		notes = append(notes, fmt.Sprintf("backlog, scale: rows pre-inserted over %d keys (outside the timing), timed from relay start\n"+
+			"  until no row is pending (every message confirmed and marked); no consumer on the quorum queue.\n"+
+			"  Baseline: raw amqp091 publisher, window 500, same queue type, no consumer, as many messages.", bench.BacklogKeys))
 	}
 	_, err := fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	return err

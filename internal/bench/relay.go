@@ -20,6 +20,9 @@ var (
 type RelayResult struct {
 	Raw          Throughput   `json:"raw"` // the faster of RawRuns
 	RawRuns      []Throughput `json:"raw_runs"`
+	// RawNoConsumer is raw publishing to a queue nobody consumes: the
+	// broker's own publishing limit, which a consumer on the same cores lowers.
+	RawNoConsumer Throughput `json:"raw_no_consumer"`
 	Relay        Throughput   `json:"relay"`
 	RelayHotKeys Throughput   `json:"relay_100_keys"`
 	Ratio        float64      `json:"relay_over_raw"`
@@ -54,6 +57,9 @@ func Relay(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (Rela
 		return res, err
 	}
 	if err = raw(); err != nil {
+		return res, err
+	}
+	if res.RawNoConsumer, err = RawPublishNoConsumer(ctx, amqpURL, n); err != nil {
 		return res, err
 	}
 	res.Ratio = res.Relay.Rate / res.Raw.Rate

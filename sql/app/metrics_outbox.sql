@@ -1,7 +1,8 @@
--- The outbox gauges of /metrics: pending rows (partial index), the age of the
--- oldest pending row, and dead rows. Published rows are not counted here; the
--- relay counts what it publishes.
+-- The outbox gauges of /metrics: pending rows and dead rows (each counted on
+-- its own partial index), and the age of the oldest pending row (the first
+-- entry of the pending index: ids grow with time). Published rows are not
+-- counted here; the relay counts what it publishes.
 SELECT (SELECT count(*) FROM outbox_event WHERE state = 'pending') AS pending,
-       coalesce((SELECT extract(epoch FROM now() - min(created_at))
-                 FROM outbox_event WHERE state = 'pending'), 0)::float8 AS oldest_pending_age_seconds,
+       coalesce((SELECT extract(epoch FROM now() - created_at)
+                 FROM outbox_event WHERE state = 'pending' ORDER BY id LIMIT 1), 0)::float8 AS oldest_pending_age_seconds,
        (SELECT count(*) FROM outbox_event WHERE state = 'dead') AS dead;
