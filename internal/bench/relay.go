@@ -18,15 +18,15 @@ var (
 
 // RelayResult compares the relay with the raw publisher.
 type RelayResult struct {
-	Raw          Throughput   `json:"raw"` // the faster of RawRuns
-	RawRuns      []Throughput `json:"raw_runs"`
+	Raw     Throughput   `json:"raw"` // the faster of RawRuns
+	RawRuns []Throughput `json:"raw_runs"`
 	// RawNoConsumer is raw publishing to a queue nobody consumes: the
 	// broker's own publishing limit, which a consumer on the same cores lowers.
 	RawNoConsumer Throughput `json:"raw_no_consumer"`
-	Relay        Throughput   `json:"relay"`
-	RelayHotKeys Throughput   `json:"relay_100_keys"`
-	Ratio        float64      `json:"relay_over_raw"`
-	RatioHotKeys float64      `json:"relay_100_keys_over_raw"`
+	Relay         Throughput `json:"relay"`
+	RelayHotKeys  Throughput `json:"relay_100_keys"`
+	Ratio         float64    `json:"relay_over_raw"`
+	RatioHotKeys  float64    `json:"relay_100_keys_over_raw"`
 }
 
 // HotKeys is the number of keys of Relay's second relay measurement.
