@@ -131,8 +131,12 @@ func headerValue(v any) any {
 		if i, err := v.Int64(); err == nil {
 			return i
 		}
-		f, _ := v.Float64()
-		return f
+		// A number beyond float64 (jsonb keeps any numeric) travels as its
+		// text: an infinite double makes RabbitMQ close the connection.
+		if f, err := v.Float64(); err == nil && !math.IsInf(f, 0) {
+			return f
+		}
+		return v.String()
 	case map[string]any:
 		t := amqp.Table{}
 		for k, x := range v {
