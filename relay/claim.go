@@ -21,7 +21,14 @@ var (
 	claimLeaseSQL       = jsql.Statement("relay_claim_lease")
 	releaseUncertainSQL = jsql.Statement("relay_release_uncertain")
 	takeoverSQL         = jsql.Statement("relay_takeover")
+	takeoverWaitingSQL  = jsql.Statement("relay_takeover_waiting")
+	waitSQL             = jsql.Statement("relay_wait")
+	unwaitSQL           = jsql.Statement("relay_unwait")
 )
+
+// waitRefresh is how often a waiting relay refreshes its outbox_relay_waiting
+// row (rows not refreshed for 10 minutes are dropped as a dead relay's).
+const waitRefresh = 2 * time.Minute
 
 // dbTimeout bounds one statement of the claimer or the marker.
 const dbTimeout = 30 * time.Second
@@ -29,25 +36,56 @@ const dbTimeout = 30 * time.Second
 // claimLoop claims batches for the publisher and writes failures and
 // releases. Doing both in one goroutine orders them: a claim that starts after
 // a failure or release was written sees it, which is what batch.epoch relies on.
+//
+// With LISTEN on, writers notify only while a relay waits (see
+// migration 006). When a claim finds nothing, the claimer registers as
+// waiting, claims once more (rows committed before it registered sent no
+// notification) and waits. While notifications come faster than it claims
+// (two or more per claim), it unregisters and claims again as long as claims
+// find rows: under load writers send no NOTIFY, and at low rates the relay
+// stays registered and each notification costs one claim, no extra write.
 func (u *run) claimLoop() {
 	db := context.WithoutCancel(u.ctx)
 	ticker := time.NewTicker(u.cfg.PollInterval)
 	defer ticker.Stop()
 	u.takeover(db)
 	want := true
+	busy := false              // claiming without notifications while claims find rows
+	var waitingSince time.Time // zero: not registered as waiting
 	for {
 		if u.writeFailuresAndReleases(db) {
 			want = true // released rows can be claimed again at once
 		}
 		if want && u.ctx.Err() == nil && u.sessionUp.Load() && u.prefetch.Load() && !u.blocked.Load() {
-			more, err := u.claim(db)
+			before := u.notified.Load()
+			claimed, more, err := u.claim(db)
 			if err != nil {
 				u.claimErrors.log(u.log, "claim failed; retrying at the next poll", "err", err, "poll", u.cfg.PollInterval)
 			} else {
 				u.claimErrors.reset()
 			}
 			want = more
+			switch {
+			case claimed == 0:
+				busy = false
+			case !waitingSince.IsZero() && u.notified.Load()-before >= 2:
+				if u.setWaiting(db, false) {
+					waitingSince = time.Time{}
+					busy = true
+				}
+			}
+			want = want || (busy && claimed > 0)
 			continue
+		}
+		if !want && !u.cfg.PollOnly && u.ctx.Err() == nil && u.sessionUp.Load() &&
+			(waitingSince.IsZero() || time.Since(waitingSince) > waitRefresh) {
+			if u.setWaiting(db, true) {
+				if waitingSince.IsZero() {
+					want = true // claim once more, now that writers notify
+				}
+				waitingSince = time.Now()
+				continue
+			}
 		}
 		select {
 		case <-u.stop:
@@ -58,6 +96,9 @@ func (u *run) claimLoop() {
 			}
 			ctx, cancel := context.WithTimeout(db, finalFlushTimeout)
 			u.writeFailuresAndReleases(ctx)
+			if !waitingSince.IsZero() {
+				u.setWaitingCtx(ctx, false)
+			}
 			cancel()
 			return
 		case <-u.wantClaim:
@@ -67,6 +108,26 @@ func (u *run) claimLoop() {
 		case <-u.kick:
 		}
 	}
+}
+
+// setWaiting registers this run as waiting for notifications, or no longer;
+// it reports whether the database took it.
+func (u *run) setWaiting(db context.Context, on bool) bool {
+	ctx, cancel := context.WithTimeout(db, dbTimeout)
+	defer cancel()
+	return u.setWaitingCtx(ctx, on)
+}
+
+func (u *run) setWaitingCtx(ctx context.Context, on bool) bool {
+	stmt := unwaitSQL
+	if on {
+		stmt = waitSQL
+	}
+	if _, err := u.db.Exec(ctx, stmt, u.holder); err != nil {
+		u.log.Debug("cannot register as waiting for notifications", "waiting", on, "err", err)
+		return false
+	}
+	return true
 }
 
 // takeover gives back the leases of an earlier run with this relay's ID (see
@@ -84,12 +145,15 @@ func (u *run) takeover(db context.Context) {
 	if n := tag.RowsAffected(); n > 0 {
 		u.log.Info("took back rows an earlier run with this relay id had leased", "rows", n)
 	}
+	if _, err := u.db.Exec(ctx, takeoverWaitingSQL, u.cfg.ID); err != nil {
+		u.log.Debug("cannot drop the waiting row of an earlier run with this relay id", "err", err)
+	}
 }
 
-// claim takes one batch and hands it to the publisher. It reports whether to
-// claim again at once: the candidates filled a whole batch, so more rows
-// likely wait, and the claim made progress.
-func (u *run) claim(db context.Context) (bool, error) {
+// claim takes one batch and hands it to the publisher. It reports how many
+// rows it claimed and whether to claim again at once: the candidates filled a
+// whole batch, so more rows likely wait, and the claim made progress.
+func (u *run) claim(db context.Context) (int, bool, error) {
 	// A claim must see every failure and release recorded before its epoch:
 	// a row given back but not yet written still looks leased. fail and
 	// release record the row before they change the epoch, so checking after
@@ -99,7 +163,7 @@ func (u *run) claim(db context.Context) (bool, error) {
 	for u.pendingWrites() {
 		u.writeFailuresAndReleases(db)
 		if u.pendingWrites() {
-			return false, errors.New("failures or releases could not be written")
+			return 0, false, errors.New("failures or releases could not be written")
 		}
 		epoch = u.epoch.Load()
 	}
@@ -109,19 +173,19 @@ func (u *run) claim(db context.Context) (bool, error) {
 	heldKeys, heldLast := u.heldRuns()
 	c, err := u.claimTx(ctx, start, u.skipKeys.keys(start), heldKeys, heldLast)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	added := u.skipKeys.add(c.blocked, start.Add(blockedKeyTTL(u.cfg.PollInterval)))
 	more := c.candidates == u.cfg.BatchSize && (len(c.rows) > 0 || added > 0)
 	if len(c.rows) == 0 {
-		return more, nil
+		return 0, more, nil
 	}
 	slices.SortFunc(c.rows, func(a, b *row) int { return cmp.Compare(a.ID, b.ID) })
 	u.hold(c.rows)
 	u.log.Debug("claimed", "rows", len(c.rows), "candidates", c.candidates, "blocked_keys", len(c.blocked), "took", time.Since(start))
 	if u.ctx.Err() != nil {
 		u.release(c.rows...)
-		return false, nil
+		return 0, false, nil
 	}
 	// Publish well before the lease ends, so that no other relay takes the
 	// rows while this one still publishes them.
@@ -132,7 +196,7 @@ func (u *run) claim(db context.Context) (bool, error) {
 	}
 	u.prefetch.Store(false)
 	u.batches <- &batch{rows: c.rows, epoch: epoch, publishBy: publishBy}
-	return more, nil
+	return len(c.rows), more, nil
 }
 
 type claimResult struct {

@@ -643,3 +643,48 @@ func TestRelayPerKeyOrderUnderDatabaseFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayNotifiedOnlyWhileWaiting: writers send a NOTIFY only while a relay
+// waits (migration 006). With polling effectively off, events written in
+// bursts and trickles, across many idle and busy spells, must all arrive:
+// a lost wake-up would leave one pending for an hour. A stopped relay no
+// longer counts as waiting.
+func TestRelayNotifiedOnlyWhileWaiting(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	cfg := h.config()
+	cfg.PollInterval = time.Hour
+	rl, err := New(h.db.Pool, h.broker.URL, cfg)
+	require.NoError(t, err)
+	stop := h.run(rl)
+	waiting := func() int {
+		var n int
+		require.NoError(t, h.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM outbox_relay_waiting`).Scan(&n))
+		return n
+	}
+	require.Eventually(t, func() bool { return waiting() == 1 }, waitTimeout, 5*time.Millisecond, "an idle relay waits")
+
+	sent, next := 0, map[string]int{}
+	for round := 0; round < 30; round++ {
+		var wg sync.WaitGroup
+		for w := 0; w < 1+rand.IntN(8); w++ {
+			k := fmt.Sprintf("k%d", w)
+			n := 1 + rand.IntN(20)
+			wg.Add(1)
+			go func(first int) {
+				defer wg.Done()
+				for i := 0; i < n; i++ {
+					write(t, h.db.Pool, outbox.Event{Topic: "test.notify", Key: k, Payload: seqPayload{Key: k, Seq: first + i}})
+				}
+			}(next[k])
+			next[k] += n
+			sent += n
+		}
+		wg.Wait()
+		time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
+	}
+	h.got.waitDistinct(t, sent)
+	require.Empty(t, h.got.orderViolations())
+	require.NoError(t, stop())
+	require.Zero(t, waiting(), "a stopped relay no longer waits")
+}

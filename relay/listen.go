@@ -47,6 +47,7 @@ func (u *run) listen(b *backoff) error {
 		if _, err := conn.WaitForNotification(u.ctx); err != nil {
 			return err
 		}
+		u.notified.Add(1)
 		signal(u.wantClaim)
 	}
 }

@@ -91,6 +91,7 @@ type run struct {
 	// publisher has taken the previous one.
 	prefetch  atomic.Bool
 	wantClaim chan struct{} // a claim would likely find rows (notify, session up)
+	notified  atomic.Int64  // notifications received
 	kick      chan struct{} // failures/releases to write, or the publisher took a batch
 	markKick  chan struct{} // confirmed rows to mark
 	marked    chan struct{} // the marker finished a round

@@ -31,6 +31,7 @@ const (
 	benchDatabaseSuffix  = "_bench"
 	benchBacklogSmall    = 30_000
 	benchBacklogLarge    = 300_000
+	benchNotifyRate      = 2000
 )
 
 var benchTruncateSQL = jsql.Statement("bench_truncate")
@@ -60,7 +61,9 @@ func benchCommand() *cli.Command {
 			"           1000 keys with no consumer, each vs raw publishing of as many messages to a\n" +
 			"           queue nobody consumes (the broker's own limit)\n" +
 			"  scale    1, 2 and 4 relays on one database draining N rows, vs raw publishing\n" +
-			"  all      all five (default; a few minutes)\n\n" +
+			"  notify   NOTIFYs writers send while a relay drains their events at --notify-rate\n" +
+			"           commits/s for --duration (before migration 006: one per commit)\n" +
+			"  all      all six (default; a few minutes)\n\n" +
 			"It writes rows, so it never uses --database-url's database: it uses (and creates,\n" +
 			"migrates and empties) <dbname>" + benchDatabaseSuffix + " on the same server. Each measurement\n" +
 			"declares its own jobsd.bench.<random> exchange and queue and deletes them afterwards.\n" +
@@ -73,11 +76,12 @@ func benchCommand() *cli.Command {
 			sub("signups", "signups end to end vs raw River"),
 			sub("backlog", "relay drain rate at a small and a large backlog vs raw publishing"),
 			sub("scale", "1, 2 and 4 relays on one database"),
-			sub("all", "relay, latency, signups, backlog and scale"),
+			sub("notify", "notifications per commit under load"),
+			sub("all", "relay, latency, signups, backlog, scale and notify"),
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Present() {
-				return usagef("unknown benchmark %q (use relay, latency, signups, backlog, scale or all)", c.Args().First())
+				return usagef("unknown benchmark %q (use relay, latency, signups, backlog, scale, notify or all)", c.Args().First())
 			}
 			return runBench(c, "all")
 		},
@@ -94,6 +98,8 @@ func benchFlags() []cli.Flag {
 			Usage: "events per second of the latency measurement"},
 		&cli.DurationFlag{Name: "duration", Value: benchDurationDefault,
 			Usage: "how long each latency measurement sends"},
+		&cli.Float64Flag{Name: "notify-rate", Value: benchNotifyRate,
+			Usage: "commits per second of the notify measurement"},
 		&cli.IntFlag{Name: "backlog-small", Value: benchBacklogSmall,
 			Usage: "rows of the backlog measurement's small backlog"},
 		&cli.IntFlag{Name: "backlog-large", Value: benchBacklogLarge,
@@ -113,6 +119,7 @@ type benchReport struct {
 	Signups   *bench.SignupsResult `json:"signups,omitempty"`
 	Backlog   *bench.BacklogResult `json:"backlog,omitempty"`
 	Scale     *bench.ScaleResult   `json:"scale,omitempty"`
+	Notify    *bench.NotifyResult  `json:"notify,omitempty"`
 }
 
 func runBench(c *cli.Context, which string) error {
@@ -131,6 +138,8 @@ func runBench(c *cli.Context, which string) error {
 		return usagef("--signups must be between 1 and 1000000, got %d", signups)
 	case rate <= 0 || rate > 100_000:
 		return usagef("--rate must be above 0 and at most 100000, got %v", rate)
+	case c.Float64("notify-rate") <= 0 || c.Float64("notify-rate") > 100_000:
+		return usagef("--notify-rate must be above 0 and at most 100000, got %v", c.Float64("notify-rate"))
 	case c.Int("backlog-small") < 1 || c.Int("backlog-large") < c.Int("backlog-small") || c.Int("backlog-large") > 10_000_000:
 		return usagef("--backlog-small must be positive and at most --backlog-large (at most 10000000), got %d and %d",
 			c.Int("backlog-small"), c.Int("backlog-large"))
@@ -198,6 +207,13 @@ func runBench(c *cli.Context, which string) error {
 			return benchError(ctx, err)
 		}
 		rep.Scale = &r
+	}
+	if which == "notify" || which == "all" {
+		r, err := bench.Notify(ctx, pool, amqpURL, c.Float64("notify-rate"), duration)
+		if err != nil {
+			return benchError(ctx, err)
+		}
+		rep.Notify = &r
 	}
 	if c.Bool("json") {
 		return writeJSON(c, rep)
@@ -274,6 +290,10 @@ func printBench(w io.Writer, rep benchReport, rate float64, duration time.Durati
 			t.row(fmt.Sprintf("scale, %d relay(s), %d rows (ev/s)", n, r.Relays[n].Messages), fmt.Sprintf("raw, no consumer %.0f", r.Raw.Rate),
 				fmt.Sprintf("relays %.0f", r.Relays[n].Rate), fmt.Sprintf("%.2f", r.Relays[n].Rate/r.Raw.Rate))
 		}
+	}
+	if r := rep.Notify; r != nil {
+		t.row(fmt.Sprintf("NOTIFYs at %.0f commits/s (per s)", r.CommitRate), fmt.Sprintf("one per commit: %.0f", r.CommitRate),
+			fmt.Sprintf("%.0f", r.NotificationRate), fmt.Sprintf("%.3f", r.PerCommit))
 	}
 	if r := rep.Latency; r != nil {
 		t.row(fmt.Sprintf("latency p50 at %.0f/s (ms)", rate), fmt.Sprintf("broker %.2f", r.Broker.P50),
