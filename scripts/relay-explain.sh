@@ -63,10 +63,10 @@ after VACUUM ANALYZE; each statement in a transaction with the relay's settings
 (\`sql/app/relay_settings.sql\`: no JIT, no bitmap or sequential scans), then rolled back.
 The claim, lease, mark, failure, release and retention statements walk an index and stop
 after a batch: their cost does not grow with the backlog or with the published rows kept.
-Two grow with the backlog, by design and off the publish path: the \\`jobsd_outbox_pending\\`
+Two grow with the backlog, by design and off the publish path: the \`jobsd_outbox_pending\`
 gauge counts pending rows (on their partial index; never the published ones), and
-\\`relay_takeover\\`, run once when a relay starts, checks the lease of every pending row (an
-index on \\`claimed_by\\` would make every lease update a non-HOT update).
+\`relay_takeover\`, run once when a relay starts, checks the lease of every pending row (an
+index on \`claimed_by\` would make every lease update a non-HOT update).
 
 EOF2
 explain relay_claim_candidates 1000 "'{}'::text[]" "'{}'::text[]" "'{}'::bigint[]"
