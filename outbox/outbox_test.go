@@ -356,7 +356,8 @@ func TestWriteOnConn(t *testing.T) {
 }
 
 // TestWriteNotifiesAfterCommit checks the trigger the relay waits on: a
-// notification on channel jobsd_outbox once the writing transaction commits.
+// notification on channel jobsd_outbox once the writing transaction commits,
+// while a relay waits (a row in outbox_relay_waiting), and none otherwise.
 func TestWriteNotifiesAfterCommit(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -367,15 +368,29 @@ func TestWriteNotifiesAfterCommit(t *testing.T) {
 	defer listener.Close(ctx)
 	_, err = listener.Exec(ctx, "LISTEN jobsd_outbox")
 	require.NoError(t, err)
+	write := func() {
+		t.Helper()
+		require.NoError(t, pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+			return outbox.Write(ctx, tx,
+				outbox.Event{Topic: "t", Key: "a", Payload: 1},
+				outbox.Event{Topic: "t", Key: "b", Payload: 2},
+			)
+		}))
+	}
 
-	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		return outbox.Write(ctx, tx,
-			outbox.Event{Topic: "t", Key: "a", Payload: 1},
-			outbox.Event{Topic: "t", Key: "b", Payload: 2},
-		)
-	})
+	// No relay waits: no notification. A query on the listener after the
+	// commit receives any notification sent before it.
+	write()
+	_, err = listener.Exec(ctx, "SELECT 1")
 	require.NoError(t, err)
+	expired, cancel := context.WithTimeout(ctx, time.Millisecond)
+	_, err = listener.WaitForNotification(expired)
+	cancel()
+	require.Error(t, err, "no relay waits: writers send no NOTIFY")
 
+	_, err = db.Pool.Exec(ctx, "INSERT INTO outbox_relay_waiting (holder) VALUES ('relay/test')")
+	require.NoError(t, err)
+	write()
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second) // a bound for a broken build, not a timing assertion
 	defer cancel()
 	n, err := listener.WaitForNotification(waitCtx)

@@ -29,7 +29,8 @@ func TestBenchAllJSON(t *testing.T) {
 	b := testbroker.New(t)
 
 	res := testbin.Run(t, []string{"DATABASE_URL=" + dbURL, "AMQP_URL=" + b.URL},
-		"bench", "all", "--messages", "500", "--duration", "1s", "--json")
+		"bench", "all", "--messages", "500", "--duration", "1s", "--json",
+		"--backlog-small", "300", "--backlog-large", "600", "--notify-rate", "200")
 	require.Equal(t, 0, res.Code, "stderr:\n%s", res.Stderr)
 	require.Contains(t, res.Stderr, scratch, "says which database it uses")
 	require.Contains(t, res.Stderr, "relay: draining 500 rows", "progress on stderr")
@@ -57,6 +58,20 @@ func TestBenchAllJSON(t *testing.T) {
 		require.Positive(t, l.P50, name)
 		require.GreaterOrEqual(t, l.P99, l.P50, name)
 	}
+	require.Positive(t, rep.Relay.RawNoConsumer.Rate)
+	require.NotNil(t, rep.Backlog)
+	require.Equal(t, []int{300, 600, 300, 600},
+		[]int{rep.Backlog.RawSmall.Messages, rep.Backlog.RawLarge.Messages, rep.Backlog.Small.Messages, rep.Backlog.Large.Messages})
+	require.Positive(t, rep.Backlog.LargeOverSmall)
+	require.NotNil(t, rep.Scale)
+	for _, n := range []int{1, 2, 4} {
+		require.Equal(t, 500, rep.Scale.Relays[n].Messages, "%d relays", n)
+		require.Positive(t, rep.Scale.Relays[n].Rate, "%d relays", n)
+	}
+	require.NotNil(t, rep.Notify)
+	require.Equal(t, 200, rep.Notify.Commits)
+	require.LessOrEqual(t, rep.Notify.PerCommit, 1.0, "at most one NOTIFY per commit")
+
 	s := rep.Signups
 	require.Equal(t, 50, s.Signups, "--signups defaults to messages/10")
 	require.Equal(t, 150, s.Jobs)
