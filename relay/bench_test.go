@@ -132,6 +132,8 @@ func BenchmarkRelayScale(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("raw publish (no consumer) %.0f msg/s; 1 relay %.0f, 2 relays %.0f, 4 relays %.0f ev/s\n",
-		res.Raw.Rate, res.Relays[1].Rate, res.Relays[2].Rate, res.Relays[4].Rate)
+	fmt.Printf("raw publish (no consumer) %.0f msg/s; a key per row: 1 relay %.0f, 2 relays %.0f, 4 relays %.0f ev/s; "+
+		"%d keys: 1 relay %.0f, 2 relays %.0f, 4 relays %.0f ev/s\n",
+		res.Raw.Rate, res.UniqueKeys[1].Rate, res.UniqueKeys[2].Rate, res.UniqueKeys[4].Rate,
+		bench.BacklogKeys, res.HotKeys[1].Rate, res.HotKeys[2].Rate, res.HotKeys[4].Rate)
 }

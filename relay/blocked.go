@@ -13,8 +13,9 @@ const maxBlockedKeys = 1000
 type blockedKeys map[string]time.Time
 
 // blockedKeyTTL is how long a blocked key is skipped: one poll interval, at
-// most a second.
-func blockedKeyTTL(poll time.Duration) time.Duration { return min(poll, time.Second) }
+// most 100ms. A key another relay holds is usually free again once that
+// relay's batch is confirmed, tens of milliseconds later.
+func blockedKeyTTL(poll time.Duration) time.Duration { return min(poll, 100*time.Millisecond) }
 
 // add remembers keys until until and returns how many were not known yet.
 func (b blockedKeys) add(keys []string, until time.Time) (added int) {
@@ -41,4 +42,16 @@ func (b blockedKeys) keys(now time.Time) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// earliest returns when the first remembered key expires, and false when
+// none is remembered.
+func (b blockedKeys) earliest() (time.Time, bool) {
+	var first time.Time
+	for _, until := range b {
+		if first.IsZero() || until.Before(first) {
+			first = until
+		}
+	}
+	return first, !first.IsZero()
 }

@@ -52,6 +52,10 @@ func (u *run) claimLoop() {
 	want := true
 	busy := false              // claiming without notifications while claims find rows
 	var waitingSince time.Time // zero: not registered as waiting
+	// retry fires when the keys a fruitless claim skipped may be free again
+	// (another relay's batch confirmed): without it, relays that hold each
+	// other's keys could all wait for the next poll.
+	var retry <-chan time.Time
 	for {
 		if u.writeFailuresAndReleases(db) {
 			want = true // released rows can be claimed again at once
@@ -75,6 +79,9 @@ func (u *run) claimLoop() {
 				}
 			}
 			want = want || (busy && claimed > 0)
+			if at, ok := u.skipKeys.earliest(); ok && claimed == 0 && err == nil {
+				retry = time.After(time.Until(at))
+			}
 			continue
 		}
 		if !want && !u.cfg.PollOnly && u.ctx.Err() == nil && u.sessionUp.Load() &&
@@ -105,6 +112,8 @@ func (u *run) claimLoop() {
 			want = true
 		case <-ticker.C:
 			want = true
+		case <-retry:
+			retry, want = nil, true
 		case <-u.kick:
 		}
 	}

@@ -60,7 +60,8 @@ func benchCommand() *cli.Command {
 			"  backlog  the relay draining --backlog-small and --backlog-large pre-inserted rows over\n" +
 			"           1000 keys with no consumer, each vs raw publishing of as many messages to a\n" +
 			"           queue nobody consumes (the broker's own limit)\n" +
-			"  scale    1, 2 and 4 relays on one database draining N rows, vs raw publishing\n" +
+			"  scale    1, 2 and 4 relays on one database draining N rows (a key per row, then 1000\n" +
+			"           keys), vs raw publishing\n" +
 			"  notify   NOTIFYs writers send while a relay drains their events at --notify-rate\n" +
 			"           commits/s for --duration (before migration 006: one per commit)\n" +
 			"  all      all six (default; a few minutes)\n\n" +
@@ -286,9 +287,14 @@ func printBench(w io.Writer, rep benchReport, rate float64, duration time.Durati
 			fmt.Sprintf("relay %d: %.0f", r.Large.Messages, r.Large.Rate), fmt.Sprintf("%.2f", r.LargeOverSmall))
 	}
 	if r := rep.Scale; r != nil {
-		for _, n := range []int{1, 2, 4} {
-			t.row(fmt.Sprintf("scale, %d relay(s), %d rows (ev/s)", n, r.Relays[n].Messages), fmt.Sprintf("raw, no consumer %.0f", r.Raw.Rate),
-				fmt.Sprintf("relays %.0f", r.Relays[n].Rate), fmt.Sprintf("%.2f", r.Relays[n].Rate/r.Raw.Rate))
+		for _, keys := range []struct {
+			name string
+			runs map[int]bench.Throughput
+		}{{"a key per row", r.UniqueKeys}, {fmt.Sprintf("%d keys", bench.BacklogKeys), r.HotKeys}} {
+			for _, n := range []int{1, 2, 4} {
+				t.row(fmt.Sprintf("scale, %d relay(s), %s (ev/s)", n, keys.name), fmt.Sprintf("raw, no consumer %.0f", r.Raw.Rate),
+					fmt.Sprintf("relays %.0f", keys.runs[n].Rate), fmt.Sprintf("%.2f", keys.runs[n].Rate/r.Raw.Rate))
+			}
 		}
 	}
 	if r := rep.Notify; r != nil {

@@ -64,9 +64,11 @@ func TestBenchAllJSON(t *testing.T) {
 		[]int{rep.Backlog.RawSmall.Messages, rep.Backlog.RawLarge.Messages, rep.Backlog.Small.Messages, rep.Backlog.Large.Messages})
 	require.Positive(t, rep.Backlog.LargeOverSmall)
 	require.NotNil(t, rep.Scale)
-	for _, n := range []int{1, 2, 4} {
-		require.Equal(t, 500, rep.Scale.Relays[n].Messages, "%d relays", n)
-		require.Positive(t, rep.Scale.Relays[n].Rate, "%d relays", n)
+	for _, runs := range []map[int]bench.Throughput{rep.Scale.UniqueKeys, rep.Scale.HotKeys} {
+		for _, n := range []int{1, 2, 4} {
+			require.Equal(t, 500, runs[n].Messages, "%d relays", n)
+			require.Positive(t, runs[n].Rate, "%d relays", n)
+		}
 	}
 	require.NotNil(t, rep.Notify)
 	require.Equal(t, 200, rep.Notify.Commits)

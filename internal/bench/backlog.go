@@ -55,26 +55,35 @@ func Backlog(ctx context.Context, pool *pgxpool.Pool, amqpURL string, small, lar
 	return res, nil
 }
 
-// ScaleResult is the drain rate of 1, 2 and 4 relays sharing one database.
+// ScaleResult is the drain rate of 1, 2 and 4 relays sharing one database,
+// with a key per row (the signup workload) and with BacklogKeys hot keys.
 type ScaleResult struct {
-	Raw    Throughput         `json:"raw_publish_no_consumer"`
-	Relays map[int]Throughput `json:"relays"`
+	Raw        Throughput         `json:"raw_publish_no_consumer"`
+	UniqueKeys map[int]Throughput `json:"unique_keys"`
+	HotKeys    map[int]Throughput `json:"hot_keys"`
 }
 
-// Scale drains n rows over BacklogKeys keys with 1, 2 and 4 relays at once
-// (in this process, each with its own connections), without a consumer.
+// Scale drains n rows with 1, 2 and 4 relays at once (in this process, each
+// with its own connections), without a consumer: first with a key per row,
+// then over BacklogKeys keys.
 func Scale(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (ScaleResult, error) {
-	res := ScaleResult{Relays: map[int]Throughput{}}
+	res := ScaleResult{UniqueKeys: map[int]Throughput{}, HotKeys: map[int]Throughput{}}
 	var err error
 	if res.Raw, err = RawPublishNoConsumer(ctx, amqpURL, n); err != nil {
 		return res, err
 	}
-	for _, relays := range []int{1, 2, 4} {
-		t, err := RelayDrainNoConsumer(ctx, pool, amqpURL, n, BacklogKeys, relays)
-		if err != nil {
-			return res, err
+	for _, keys := range []int{0, BacklogKeys} {
+		out := res.UniqueKeys
+		if keys > 0 {
+			out = res.HotKeys
 		}
-		res.Relays[relays] = t
+		for _, relays := range []int{1, 2, 4} {
+			t, err := RelayDrainNoConsumer(ctx, pool, amqpURL, n, keys, relays)
+			if err != nil {
+				return res, err
+			}
+			out[relays] = t
+		}
 	}
 	return res, nil
 }
