@@ -48,7 +48,8 @@ demo: services build ## bring services up, then the live demo (creates and migra
 	$(BIN) demo
 
 .PHONY: bench
-bench: services ## run the go benchmarks (relay vs raw publish, relay latency, consumer vs raw consumer)
+bench: services ## run the go benchmarks (relay vs raw publish, backlog, scale, latency; consumer vs raw consumer)
 	$(GO) test -run '^$$' -bench 'RelayVsRawPublish' -benchtime 20000x ./relay/
+	$(GO) test -run '^$$' -bench 'RelayBacklog|RelayScale' -benchtime 1x ./relay/
 	$(GO) test -run '^$$' -bench 'RelayLatency' -benchtime 1x ./relay/
 	JOBSD_BENCH_MESSAGES=20000 $(GO) test -run '^$$' -bench 'BenchmarkConsumer/defaults' -benchtime 1x ./consumer/
