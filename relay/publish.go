@@ -112,6 +112,16 @@ func (s *session) serve(suspects []*row) outcome {
 	select {
 	case <-s.chDone:
 	default:
+		if s.ctx.Err() == nil {
+			// A publish failed: the channel is going away on its own (and
+			// its unconfirmed messages may be suspects); give it a moment.
+			select {
+			case <-s.chDone:
+			case <-time.After(closeTimeout):
+				s.closeConn()
+			}
+			break
+		}
 		// Stopping: give the outstanding confirms a moment, then close the
 		// connection (not just the channel: a blocked broker answers no
 		// close, and the close must not wait for it).
