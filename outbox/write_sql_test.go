@@ -103,7 +103,8 @@ func jsonInt(n int64) string {
 }
 
 // TestWriteSQLRoundTrip: events whose text needs escaping in an array literal
-// (quotes, backslashes, commas, braces, NULL, empty strings, JSON escapes)
+// (quotes, backslashes, commas, braces, NULL, empty strings, JSON escapes,
+// control characters)
 // are stored as given, in order, with every driver.
 func TestWriteSQLRoundTrip(t *testing.T) {
 	t.Parallel()
@@ -114,6 +115,7 @@ func TestWriteSQLRoundTrip(t *testing.T) {
 		{Topic: "t", Key: "", Payload: json.RawMessage(`"\u00e9\"\\\/"`)},
 		{Topic: " spaced ", Key: "ключ ☕", Payload: json.RawMessage(" [1, {\"a\" : [ ]}] ")},
 		{Topic: "t", Key: `k,{}"\`, Payload: 1e300},
+		{Topic: "\t\n\x01\x7f", Key: `\\"\"`, Payload: "{\"a\",NULL}"},
 	}
 	for _, driver := range sqlDrivers {
 		t.Run(driver, func(t *testing.T) {
