@@ -4,17 +4,18 @@
 // existed.
 //
 // [Write] takes a [pgx.Tx], so that a pool or a connection outside a
-// transaction does not compile. It validates every event before sending any
-// SQL: an event that Postgres or RabbitMQ would refuse (see the Max*
-// constants, [ReservedHeader] and [ErrInvalidEvent]) is rejected without
+// transaction does not compile; [WriteSQL] is its twin for database/sql
+// (sqlc, GORM, Bun, ent), taking a *sql.Tx. Both validate every event before
+// sending any SQL: an event that Postgres or RabbitMQ would refuse (see the
+// Max* constants, [ReservedHeader] and [ErrInvalidEvent]) is rejected without
 // aborting the caller's transaction. Producers in other languages call the
 // SQL function outbox_write(topic, key, payload, headers), which applies the
 // same limits and takes the same per-key lock; the trigger
 // outbox_event_sendable refuses, with SQLSTATE 23514 (check_violation), a row
 // the relay could never send, whoever inserts it.
 //
-// It imports pgx and the sql package only: an application links it without
-// River, RabbitMQ or the relay.
+// It imports pgx, database/sql and the sql package only: an application links
+// it without River, RabbitMQ or the relay.
 package outbox
 
 import (
@@ -27,7 +28,7 @@ import (
 	jsql "github.com/jobsd/jobsd/sql"
 )
 
-// ErrInvalidEvent is wrapped by every validation error of Write.
+// ErrInvalidEvent is wrapped by every validation error of Write and WriteSQL.
 var ErrInvalidEvent = errors.New("invalid outbox event")
 
 // Event is one message for the relay to publish.
@@ -88,20 +89,14 @@ func WriteReturningIDs(ctx context.Context, tx pgx.Tx, events ...Event) ([]int64
 	if len(events) == 0 {
 		return nil, nil
 	}
-	n := len(events)
-	topics, keys := make([]string, n), make([]string, n)
-	payloads, headers := make([]string, n), make([]string, n)
-	for i, e := range events {
-		p, h, err := e.encode()
-		if err != nil {
-			return nil, fmt.Errorf("outbox: event %d: %w", i, err)
-		}
-		topics[i], keys[i], payloads[i], headers[i] = e.Topic, e.Key, string(p), string(h)
+	c, err := encodeColumns(events)
+	if err != nil {
+		return nil, err
 	}
 
 	batch := &pgx.Batch{}
-	batch.Queue(lockKeysSQL, keys)
-	batch.Queue(insertSQL, topics, keys, payloads, headers)
+	batch.Queue(lockKeysSQL, c.keys)
+	batch.Queue(insertSQL, c.topics, c.keys, c.payloads, c.headers)
 	results := tx.SendBatch(ctx, batch)
 	defer results.Close()
 	if _, err := results.Exec(); err != nil {
@@ -116,4 +111,25 @@ func WriteReturningIDs(ctx context.Context, tx pgx.Tx, events ...Event) ([]int64
 		return nil, fmt.Errorf("outbox: insert: %w", err)
 	}
 	return ids, results.Close()
+}
+
+// columns are the parameters of outbox_insert.sql: parallel arrays, one
+// element per event.
+type columns struct {
+	topics, keys, payloads, headers []string
+}
+
+// encodeColumns validates every event and returns them as columns, or an
+// error wrapping ErrInvalidEvent that names the first invalid event.
+func encodeColumns(events []Event) (columns, error) {
+	n := len(events)
+	c := columns{make([]string, n), make([]string, n), make([]string, n), make([]string, n)}
+	for i, e := range events {
+		p, h, err := e.encode()
+		if err != nil {
+			return columns{}, fmt.Errorf("outbox: event %d: %w", i, err)
+		}
+		c.topics[i], c.keys[i], c.payloads[i], c.headers[i] = e.Topic, e.Key, string(p), string(h)
+	}
+	return c, nil
 }
