@@ -1,8 +1,3 @@
-// Package jobs defines jobsd's critical jobs: River job args and their workers.
-// A critical job is retried with River's backoff until it succeeds or exhausts
-// its attempts; River rescues the jobs of a worker process that died.
-//
-// It may import River, pgx and the sql package; not the relay or the CLI.
 package jobs
 
 import (

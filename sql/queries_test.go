@@ -48,6 +48,8 @@ var queryCases = []struct {
 	{"user_story_bob", "user_story.sql", []string{"email=bob@example.com"}},
 	{"user_story_unknown", "user_story.sql", []string{"email=nobody@example.com"}},
 	{"nothing_lost", "nothing_lost.sql", nil},
+	{"nothing_lost_queue", "nothing_lost.sql", []string{"queue=analytics"}},
+	{"nothing_lost_other_queue", "nothing_lost.sql", []string{"queue=analytics.walkthrough"}},
 }
 
 func TestQueriesGolden(t *testing.T) {

@@ -22,7 +22,8 @@ func demoCommand() *cli.Command {
 		Usage: "the first run: migrate, then serve + consume + a stream of signups, with live progress",
 		Description: "Creates the database if needed, migrates, and runs in one process the workers, the relay,\n" +
 			"the HTTP endpoints with River UI, an analytics consumer and a publisher that signs a user\n" +
-			"up every --rate. Ctrl-C (or --duration) stops the signups, drains and prints a summary.\n\n" +
+			"up every --rate. Ctrl-C (or --duration) stops the signups, drains and prints a summary.\n" +
+			"The events go to the demo's own exchange (--exchange) and queue (--queue), which it empties at start.\n\n" +
 			"Examples:\n   jobsd demo\n   jobsd demo --rate 100ms --duration 30s --fail-rate 0.5",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "rate", EnvVars: []string{"JOBSD_DEMO_RATE"}, Value: demo.RateDefault,
@@ -34,9 +35,9 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "fail-service", EnvVars: []string{"JOBSD_FAIL_SERVICE"},
 				Usage: "a service whose profile calls always fail"},
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_DEMO_QUEUE"}, Value: demo.QueueDefault,
-				Usage: "the analytics consumer's queue"},
-			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_EXCHANGE"}, Value: relay.ExchangeDefault,
-				Usage: "fanout exchange the relay publishes to and the consumer's queue is bound to"},
+				Usage: "the analytics consumer's queue; the demo empties it at start, so never name a queue in use"},
+			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_DEMO_EXCHANGE"}, Value: demo.ExchangeDefault,
+				Usage: "fanout exchange the relay publishes to and the consumer's queue is bound to (the demo's own: other publishers' events never reach its queue)"},
 			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"JOBSD_HTTP_ADDR"}, Value: server.HTTPAddrDefault,
 				Usage: "HTTP listen address (River UI, /metrics); - disables HTTP"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: demo.DrainTimeoutDefault,
@@ -78,6 +79,7 @@ func demoCommand() *cli.Command {
 				Server: server.Config{
 					HTTPAddr:        c.String("http-addr"),
 					ShutdownTimeout: 5 * time.Second,
+					ReadinessGrace:  -1, // no load balancer to tell
 					Jobs:            jobs.Config{Faults: faults},
 				},
 				Relay:  relay.Config{Exchange: c.String("exchange")},

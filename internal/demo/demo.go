@@ -27,6 +27,7 @@ const (
 	RateDefault         = 500 * time.Millisecond
 	FailRateDefault     = 0.2
 	QueueDefault        = "analytics.demo"
+	ExchangeDefault     = "analytics.demo"
 	DrainTimeoutDefault = 20 * time.Second
 )
 
@@ -36,7 +37,8 @@ type Config struct {
 	Rate time.Duration
 	// Duration stops the run by itself after this long. Zero: run until ctx is done.
 	Duration time.Duration
-	// Queue is the analytics consumer's queue. Default QueueDefault.
+	// Queue is the analytics consumer's queue. Default QueueDefault. The
+	// demo empties it at start (see Run): never point it at a queue in use.
 	Queue string
 	// DrainTimeout bounds the wait, after the stop, for open jobs and events.
 	// Default DrainTimeoutDefault.
@@ -51,7 +53,9 @@ type Config struct {
 	// retries after 1s, 2s, 4s, then every 5s. The CLI passes --fail-rate
 	// (default FailRateDefault).
 	Server server.Config
-	// Relay configures the outbox relay that the server runs. Its Retention
+	// Relay configures the outbox relay that the server runs. Its Exchange,
+	// which the consumer's queue is bound to, defaults to ExchangeDefault
+	// (the demo's own, not the shared relay.ExchangeDefault). Its Retention
 	// must keep published rows for the summary's latency figures.
 	Relay relay.Config
 	// Logger receives the components' logs. Default slog.Default().
@@ -82,6 +86,9 @@ func (c Config) withDefaults() Config {
 		c.Server.RetryPolicy = fastRetry{}
 	}
 	c.Relay.Logger = c.Logger
+	if c.Relay.Exchange == "" {
+		c.Relay.Exchange = ExchangeDefault
+	}
 	if c.Relay.Retention == 0 {
 		c.Relay.Retention = relay.RetentionDefault
 	}
@@ -98,6 +105,11 @@ type Summary struct {
 
 // Run runs the demo until ctx is done or cfg.Duration passed, then drains and
 // returns the summary. Progress goes to out.
+//
+// Before it starts, Run empties cfg.Queue (it says so on out, with the number
+// of messages purged) and unbinds it from the shared relay.ExchangeDefault
+// exchange, to which earlier versions bound it: so a run never starts behind
+// a backlog of other publishers' or earlier runs' events.
 func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer, cfg Config) (*Summary, error) {
 	cfg = cfg.withDefaults()
 	if cfg.Rate < 0 {
@@ -117,6 +129,10 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	}
 	var since time.Time
 	if err := pool.QueryRow(ctx, startSQL).Scan(&since); err != nil {
+		return nil, err
+	}
+	purged, err := resetQueue(amqpURL, cfg.Queue, cfg.Relay.Exchange)
+	if err != nil {
 		return nil, err
 	}
 
@@ -160,7 +176,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	defer stopPublishing()
 	start := time.Now()
 	p := &printer{out: out, interactive: cfg.Interactive}
-	p.header(cfg)
+	p.header(cfg, purged)
 	publishErr := make(chan error, 1)
 	go func() {
 		publishErr <- publish(pubCtx, &signup.Service{Pool: pool, River: srv.River()}, cfg.Rate, start, cfg.Logger)

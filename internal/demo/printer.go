@@ -15,15 +15,17 @@ type printer struct {
 	open        bool // an in-place line is on screen
 }
 
-func (p *printer) header(cfg Config) {
+func (p *printer) header(cfg Config, purged int) {
 	addr := cfg.Server.HTTPAddr
 	if addr == "" || addr == "-" {
 		addr = "(HTTP disabled)"
 	} else {
 		addr = "http://" + addr + "/riverui/"
 	}
-	fmt.Fprintf(p.out, "jobsd demo: one signup every %s, profile calls fail with probability %.0f%%, analytics queue %q\n",
-		cfg.Rate, cfg.Server.Jobs.Faults.FailRate*100, cfg.Queue)
+	fmt.Fprintf(p.out, "jobsd demo: one signup every %s, profile calls fail with probability %.0f%%\n",
+		cfg.Rate, cfg.Server.Jobs.Faults.FailRate*100)
+	fmt.Fprintf(p.out, "analytics: exchange %q -> queue %q (emptied at start: %d old messages purged)\n",
+		cfg.Relay.Exchange, cfg.Queue, purged)
 	fmt.Fprintf(p.out, "River UI: %s   (Ctrl-C stops, drains and prints a summary)\n", addr)
 }
 
@@ -50,8 +52,9 @@ func (p *printer) summary(s *Summary) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "summary after %s%s\n", s.Elapsed.Round(time.Second), map[bool]string{true: "", false: " (drain timed out: some work still open, it stays in the database)"}[s.Drained])
 	fmt.Fprintf(&b, "  signups            %d\n", pr.Signups)
-	fmt.Fprintf(&b, "  profile jobs       %d completed, %d discarded, %d still open; %d retries performed\n",
-		pr.JobsCompleted, pr.JobsDiscarded, pr.JobsOpen, pr.Retries)
+	fmt.Fprintf(&b, "  profile jobs       %d: %d completed, %d discarded, %d cancelled, %d still open (%d running, %d retrying, %d waiting)\n",
+		pr.Jobs, pr.JobsCompleted, pr.JobsDiscarded, pr.JobsCancelled, pr.JobsOpen(), pr.JobsRunning, pr.JobsRetrying, pr.JobsWaiting)
+	fmt.Fprintf(&b, "  retries            %d performed; %d attempts failed\n", pr.Retries, pr.Failures)
 	fmt.Fprintf(&b, "  analytics events   %d published, %d consumed, %d pending, %d dead\n",
 		pr.EventsPublished, pr.EventsConsumed, pr.EventsPending, pr.EventsDead)
 	fmt.Fprintf(&b, "  signup -> profiles done   p50 %s  p99 %s  (%d users)\n", secs(l.ProfilesP50), secs(l.ProfilesP99), l.UsersDone)

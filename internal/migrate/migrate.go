@@ -1,99 +1,20 @@
-// Package migrate applies River's migrations (through rivermigrate) and
-// jobsd's own (embedded in package sql) under an advisory lock, so that two
-// processes migrating at once are safe; every version is applied atomically.
+// Package migrate is the CLI's and the tests' name for the public package
+// github.com/jobsd/jobsd/migrate, which holds the code: Up applies River's and
+// jobsd's migrations.
 //
-// It may import pgx, River's rivermigrate and the sql package.
+// It may import only the public migrate package.
 package migrate
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river/riverdriver/riverpgxv5"
-	"github.com/riverqueue/river/rivermigrate"
 
-	jsql "github.com/jobsd/jobsd/sql"
+	"github.com/jobsd/jobsd/migrate"
 )
 
-// lockKey is the advisory lock taken for the duration of a migration.
-const lockKey int64 = 0x6a6f6273_64_6d67 // "jobsd" "mg"
-
 // Applied names one migration applied by Up.
-type Applied struct {
-	Line    string `json:"line"` // "river" or "jobsd"
-	Version int    `json:"version"`
-	Name    string `json:"name"`
-}
+type Applied = migrate.Applied
 
-// Up brings the schema to the newest version and returns what it applied;
-// nothing when the schema is current. A session advisory lock serialises
-// concurrent callers. Each River version is applied in its own transaction (as
-// rivermigrate does; some of River's versions cannot share one), then all of
-// jobsd's pending migrations in one transaction.
-func Up(ctx context.Context, pool *pgxpool.Pool) ([]Applied, error) {
-	migrator, err := rivermigrate.New(riverpgxv5.New(pool), nil)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, jsql.Statement("migration_lock"), lockKey); err != nil {
-		return nil, fmt.Errorf("take migration lock: %w", err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), jsql.Statement("migration_unlock"), lockKey) //nolint:errcheck
-
-	res, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil)
-	if err != nil {
-		return nil, fmt.Errorf("river migrations: %w", err)
-	}
-	var applied []Applied
-	for _, v := range res.Versions {
-		applied = append(applied, Applied{Line: "river", Version: v.Version, Name: v.Name})
-	}
-	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		ours, err := upOurs(ctx, tx)
-		applied = append(applied, ours...)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return applied, nil
-}
-
-func upOurs(ctx context.Context, tx pgx.Tx) ([]Applied, error) {
-	if _, err := tx.Exec(ctx, jsql.Statement("migration_table")); err != nil {
-		return nil, fmt.Errorf("create jobsd_migration: %w", err)
-	}
-	done := map[int]bool{}
-	rows, err := tx.Query(ctx, jsql.Statement("migration_versions"))
-	if err != nil {
-		return nil, err
-	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range versions {
-		done[v] = true
-	}
-	var applied []Applied
-	for _, m := range jsql.Migrations() {
-		if done[m.Version] {
-			continue
-		}
-		if _, err := tx.Exec(ctx, m.SQL); err != nil {
-			return nil, fmt.Errorf("jobsd migration %03d_%s: %w", m.Version, m.Name, err)
-		}
-		if _, err := tx.Exec(ctx, jsql.Statement("migration_record"), m.Version, m.Name); err != nil {
-			return nil, err
-		}
-		applied = append(applied, Applied{Line: "jobsd", Version: m.Version, Name: m.Name})
-	}
-	return applied, nil
-}
+// Up is migrate.Up.
+func Up(ctx context.Context, pool *pgxpool.Pool) ([]Applied, error) { return migrate.Up(ctx, pool) }

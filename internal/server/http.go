@@ -16,7 +16,9 @@ import (
 //	               id; 400 malformed or invalid, 408 body too slow, 409
 //	               duplicate email, 413 body over MaxSignupBody, 500
 //	GET  /readyz   200 when the process can take signups (the database
-//	               answers), 503 otherwise; the body also reports the broker
+//	               answers), 503 otherwise and from the moment a stop
+//	               begins ({"status": "stopping"}, see
+//	               Config.ReadinessGrace); the body also reports the broker
 //	               ("connected", "blocked" or "disconnected"), which never
 //	               makes it 503: the outbox absorbs a broker outage
 //	GET  /healthz  200 while the process runs
@@ -57,6 +59,10 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.stopping.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "stopping"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{"database": "ok"}

@@ -156,3 +156,10 @@ func TestBrokerState(t *testing.T) {
 	require.Equal(t, "disconnected", brokerState(false, false))
 	require.Equal(t, "disconnected", brokerState(false, true))
 }
+
+func TestReadinessGrace(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, 5*time.Second, readinessGrace(ReadinessGraceDefault, ShutdownTimeoutDefault))
+	require.Equal(t, time.Second, readinessGrace(5*time.Second, 2*time.Second), "at most half the shutdown timeout")
+	require.Equal(t, time.Duration(0), readinessGrace(-1, ShutdownTimeoutDefault), "negative disables")
+}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -31,6 +32,7 @@ const (
 	HTTPAddrDefault        = "127.0.0.1:8080"
 	WorkersDefault         = 100
 	ShutdownTimeoutDefault = 30 * time.Second
+	ReadinessGraceDefault  = 5 * time.Second
 
 	// HTTP server timeouts (http.Server's fields of the same names).
 	ReadHeaderTimeoutDefault = 10 * time.Second
@@ -77,6 +79,16 @@ type Config struct {
 	// the workers. A component still running at the timeout is abandoned and
 	// Run returns an error that names it. Default ShutdownTimeoutDefault.
 	ShutdownTimeout time.Duration
+
+	// ReadinessGrace is how long, once a stop begins, HTTP keeps answering
+	// while /readyz already answers 503 {"status": "stopping"}: a load
+	// balancer that polls /readyz stops sending requests before connections
+	// are refused. Requests in that window are served (a signup's jobs and
+	// event wait for another process). It is part of ShutdownTimeout and at
+	// most half of it; the workers stop at once, the relay after HTTP.
+	// Default ReadinessGraceDefault; a negative value disables it. Without
+	// HTTP there is no grace.
+	ReadinessGrace time.Duration
 
 	// ReadHeaderTimeout bounds reading a request's headers. Default
 	// ReadHeaderTimeoutDefault; a negative value disables it.
@@ -142,6 +154,9 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = ShutdownTimeoutDefault
 	}
+	if c.ReadinessGrace == 0 {
+		c.ReadinessGrace = ReadinessGraceDefault
+	}
 	for _, d := range []struct {
 		field *time.Duration
 		def   time.Duration
@@ -191,6 +206,8 @@ type Server struct {
 	signup *signup.Service
 	ops    ops          // metrics and River UI (ops.go)
 	relay  *relay.Relay // nil with NoRelay
+
+	stopping atomic.Bool // set when a stop begins: /readyz answers 503
 }
 
 // New builds a Server on pool. It starts nothing; Run does.
@@ -253,9 +270,10 @@ func (s *Server) River() *river.Client[pgx.Tx] { return s.river }
 func (s *Server) Relay() *relay.Relay { return s.relay }
 
 // Run starts the workers, the relay and the HTTP server and blocks until ctx
-// is done, then stops within ShutdownTimeout: HTTP stops taking requests,
-// running jobs get most of the timeout to finish and are cancelled after that
-// (River retries them later), and the relay stops last (it marks what the
+// is done, then stops within ShutdownTimeout: /readyz answers 503 at once and
+// HTTP stops taking requests after ReadinessGrace, running jobs get most of
+// the timeout to finish and are cancelled after that (River retries them
+// later), and the relay stops last (it marks what the
 // broker confirmed and releases the rest of its rows). It returns nil after a
 // clean stop, and an error naming the components it gave up waiting for when
 // the timeout passed; those may still hold connections of the pool.
@@ -341,11 +359,19 @@ func jobsShare(timeout time.Duration) time.Duration {
 	return timeout - min(timeout/5, 5*time.Second)
 }
 
-// stop stops HTTP, the workers and then the relay within ShutdownTimeout. It
-// returns an error naming what did not stop in time.
+// readinessGrace is how long HTTP keeps answering after /readyz turned 503:
+// ReadinessGrace, at most half of the shutdown timeout.
+func readinessGrace(grace, timeout time.Duration) time.Duration {
+	return max(0, min(grace, timeout/2))
+}
+
+// stop fails /readyz, stops the workers, HTTP after the readiness grace and
+// then the relay, within ShutdownTimeout. It returns an error naming what did
+// not stop in time.
 func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(), relayDone <-chan struct{}) error {
 	log := s.cfg.Logger
 	timeout := s.cfg.ShutdownTimeout
+	s.stopping.Store(true)
 	log.Info("shutting down", "timeout", timeout)
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
@@ -357,6 +383,15 @@ func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(
 		defer close(httpDone)
 		if httpSrv == nil {
 			return
+		}
+		if grace := readinessGrace(s.cfg.ReadinessGrace, timeout); grace > 0 {
+			log.Info("readyz answers 503; HTTP keeps serving for the readiness grace", "grace", grace)
+			t := time.NewTimer(grace)
+			select {
+			case <-t.C:
+			case <-stopCtx.Done():
+				t.Stop()
+			}
 		}
 		if err := httpSrv.Shutdown(stopCtx); err != nil {
 			_ = httpSrv.Close() // cut the requests still running
@@ -389,9 +424,9 @@ func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(
 		}
 	}
 	wait("workers (River)", riverDone)
-	stopRelay() // after the workers: events their jobs committed still go out
-	wait("relay", relayDone)
 	wait("http", httpDone)
+	stopRelay() // after the workers and HTTP: events they committed still go out
+	wait("relay", relayDone)
 	if stuck != nil {
 		return fmt.Errorf("%w (%v): %s did not stop", ErrShutdownTimeout, timeout, strings.Join(stuck, ", "))
 	}

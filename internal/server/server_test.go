@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -216,4 +217,71 @@ func TestRunDrains(t *testing.T) {
 			require.Contains(t, tc.want, state)
 		})
 	}
+}
+
+// TestReadyzFailsFirstOnStop: once Run's context is cancelled, /readyz answers
+// 503 "stopping" while HTTP keeps serving (/healthz 200) for the readiness
+// grace, so that a load balancer stops sending first; then HTTP closes and Run
+// returns.
+func TestReadyzFailsFirstOnStop(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	srv, err := server.New(db.Pool, server.Config{
+		HTTPAddr:        addr,
+		ReadinessGrace:  10 * time.Second, // long enough to look, on a loaded machine
+		ShutdownTimeout: 30 * time.Second,
+		Logger:          testLogger(t),
+		NoRelay:         true,
+	})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: deadline}
+	get := func(path string) (int, string, error) {
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	waitUntil := func(what string, ok func() bool) {
+		t.Helper()
+		stop := time.Now().Add(deadline)
+		for !ok() {
+			require.False(t, time.Now().After(stop), "timed out waiting for %s", what)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitUntil("/readyz 200", func() bool { code, _, _ := get("/readyz"); return code == http.StatusOK })
+
+	cancel()
+	var body string
+	waitUntil("/readyz 503", func() bool {
+		var code int
+		code, body, err = get("/readyz")
+		require.NoError(t, err, "HTTP must keep answering while /readyz fails")
+		return code == http.StatusServiceUnavailable
+	})
+	require.JSONEq(t, `{"status": "stopping"}`, body)
+	code, _, err := get("/healthz")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, "the process still serves during the readiness grace")
+
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(deadline):
+		t.Fatal("Run did not return after the readiness grace")
+	}
+	_, _, err = get("/healthz")
+	require.Error(t, err, "HTTP is closed once Run returned")
 }
