@@ -16,7 +16,7 @@ COMMENT ON COLUMN outbox_event.topic IS
 COMMENT ON COLUMN outbox_event.key IS
     'Ordering key (e.g. the user id): events of one key are published in commit order (writers take a per-key advisory lock until commit). Empty: no order, no lock. Sent as the x-jobsd-key header; at most 255 bytes.';
 COMMENT ON COLUMN outbox_event.payload IS
-    'The message body as the producer wrote it (JSON, content_type application/json); at most 1 MiB as jsonb text.';
+    'The message body: JSON as jsonb stores it, sent with content_type application/json; at most 1 MiB as jsonb text.';
 COMMENT ON COLUMN outbox_event.headers IS
     'A JSON object copied into the AMQP message headers (next to x-jobsd-key); names 1 to 255 bytes, not CC, BCC or x-jobsd-*; at most 64 KiB as jsonb text.';
 COMMENT ON COLUMN outbox_event.state IS
