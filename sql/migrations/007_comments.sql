@@ -94,3 +94,15 @@ COMMENT ON TABLE jobsd_migration IS
 COMMENT ON COLUMN jobsd_migration.version IS 'The migration''s number (NNN of its file name).';
 COMMENT ON COLUMN jobsd_migration.name IS 'The migration''s name (of its file name, without number and extension).';
 COMMENT ON COLUMN jobsd_migration.applied_at IS 'When jobsd migrate applied it.';
+
+-- Indexes (those behind a primary key or unique constraint explain themselves)
+COMMENT ON INDEX outbox_event_pending_idx IS
+    'The relay''s claim walks pending rows in id order; the oldest pending row (gauges, outbox stats) is its first entry.';
+COMMENT ON INDEX outbox_event_pending_key_idx IS
+    'Per key, the pending rows in id order: the relay''s claim checks that no earlier row of a candidate''s key stands in its way.';
+COMMENT ON INDEX outbox_event_published_at_idx IS
+    'Retention deletes published rows by published_at.';
+COMMENT ON INDEX outbox_event_dead_idx IS
+    'Counts dead rows (jobsd_outbox_dead, outbox stats) without reading published ones.';
+COMMENT ON INDEX consumer_inbox_processed_at_idx IS
+    'Pruning deletes a queue''s rows older than the consumer''s inbox retention, oldest first.';
