@@ -276,7 +276,9 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip, heldKeys []str
 	}
 	var ids []int64
 	ids, c.blocked = claimable(cands, keyRows, after)
-	if len(ids) == 0 {
+	if len(ids) == 0 || u.blocked.Load() {
+		// Nothing to claim, or the broker started blocking publishing
+		// while the candidates were being chosen: lease nothing.
 		return c, nil
 	}
 

@@ -67,7 +67,7 @@ func TestRelaySurvivesBrokerConnectionLoss(t *testing.T) {
 	cfg.Window = 100
 	r := h.start(p.URL, cfg)
 	const n = 2000
-	insertSeries(t, h.db.Pool, n, 50)
+	release := insertSeriesHeld(t, h.db.Pool, n, 50)
 
 	// Cut the connection mid-stream: the relay reconnects at once.
 	h.got.waitDistinct(t, 300)
@@ -84,6 +84,7 @@ func TestRelaySurvivesBrokerConnectionLoss(t *testing.T) {
 	require.Zero(t, counts["dead"])
 	require.Greater(t, counts["pending"], 0)
 
+	release()
 	p.Refuse(false)
 	h.got.waitDistinct(t, n)
 	require.Eventually(t, func() bool { return stateCounts(t, h.db.Pool)["published"] == n }, waitTimeout, 10*time.Millisecond)
@@ -373,7 +374,7 @@ func TestRelayStopsCleanly(t *testing.T) {
 	h := setup(t, harnessOpts{})
 	ctx := context.Background()
 	const n = 3000
-	insertSeries(t, h.db.Pool, n, 100)
+	release := insertSeriesHeld(t, h.db.Pool, n, 100)
 	cfg := h.config()
 	cfg.BatchSize = 100
 	cfg.Window = 50
@@ -390,6 +391,7 @@ func TestRelayStopsCleanly(t *testing.T) {
 	require.Equal(t, int(r.published.Load()), counts["published"])
 	require.Less(t, counts["published"], n, "the test must stop the relay mid-stream")
 
+	release()
 	h.start(h.broker.URL, h.config())
 	h.got.waitDistinct(t, n)
 	require.Empty(t, h.got.orderViolations())

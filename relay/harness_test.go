@@ -225,6 +225,27 @@ func insertSeries(t testing.TB, pool *pgxpool.Pool, n, keys int) {
 	require.NoError(t, err)
 }
 
+// insertSeriesHeld is insertSeries with the rows of key k0 held back: they
+// are pending but not available for an hour, so no relay publishes them (nor
+// any other row of k0) until release makes them available. A test that must
+// stop or cut the relay before it drained everything holds a key, so that
+// the relay cannot outrun it however loaded the machine is.
+func insertSeriesHeld(t testing.TB, pool *pgxpool.Pool, n, keys int) (release func()) {
+	t.Helper()
+	_, err := pool.Exec(context.Background(), `
+		INSERT INTO outbox_event (topic, key, payload, available_at)
+		SELECT 'test.series', 'k' || (i % $2),
+		       jsonb_build_object('key', 'k' || (i % $2), 'seq', i / $2, 'pad', repeat('x', 100)),
+		       CASE WHEN i % $2 = 0 THEN now() + interval '1 hour' ELSE now() END
+		FROM generate_series(0, $1 - 1) AS i`, n, keys)
+	require.NoError(t, err)
+	return func() {
+		t.Helper()
+		_, err := pool.Exec(context.Background(), `UPDATE outbox_event SET available_at = now() WHERE key = 'k0' AND state = 'pending'`)
+		require.NoError(t, err)
+	}
+}
+
 func stateCounts(t testing.TB, pool *pgxpool.Pool) map[string]int {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `SELECT state, count(*) FROM outbox_event GROUP BY state`)

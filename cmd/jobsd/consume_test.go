@@ -77,9 +77,18 @@ func TestConsumeKilledMidStream(t *testing.T) {
 	msgs = append(msgs, msgs[:100]...) // 2000 deliveries, 1900 distinct ids
 	consumePublish(t, b, exchange, msgs)
 
+	// The test holds an uncommitted inbox row of message 1500 until the first
+	// consumer is dead: the consumer's batch with that message waits for it,
+	// so the consumer cannot finish the queue before the kill, however slowly
+	// this goroutine runs on a loaded machine.
+	hold, err := db.Pool.Begin(context.Background())
+	require.NoError(t, err)
+	_, err = hold.Exec(context.Background(), "INSERT INTO consumer_inbox (queue, message_id) VALUES ($1, $2)", queue, msgs[1500].MessageId)
+	require.NoError(t, err)
 	first := testbin.Start(t, env, args...)
 	inboxAtKill := waitInbox(t, db.Pool, queue, 300)
 	first.Kill()
+	require.NoError(t, hold.Rollback(context.Background()))
 	require.Less(t, inboxAtKill, int64(1900), "killed mid-stream")
 
 	second := testbin.Start(t, env, args...)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
 
@@ -95,44 +96,59 @@ func TestServeRelaySIGKILL(t *testing.T) {
 		procs[relayID(t, p.Output())] = p
 	}
 
+	// The rows of key k0 are held back (available in an hour) until the
+	// victim is dead, so that it dies mid-stream however fast the relays run:
+	// the relays claim none of them, and no later row of k0 either.
 	const n, keys = 6000, 1000
-	_, err := db.Pool.Exec(context.Background(), `
-		INSERT INTO outbox_event (topic, key, payload)
-		SELECT 'test.kill', 'k' || (i % $2), jsonb_build_object('key', 'k' || (i % $2), 'seq', i / $2)
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO outbox_event (topic, key, payload, available_at)
+		SELECT 'test.kill', 'k' || (i % $2), jsonb_build_object('key', 'k' || (i % $2), 'seq', i / $2),
+		       CASE WHEN i % $2 = 0 THEN now() + interval '1 hour' ELSE now() END
 		FROM generate_series(0, $1 - 1) AS i`, n, keys)
 	require.NoError(t, err)
 
-	// Kill a relay while it holds leased rows (mid-batch): at least a batch,
-	// so that they cannot all be marked published before the kill lands.
+	// Kill a relay while it holds leased rows (mid-batch). The test locks the
+	// rows leased to the victim (FOR SHARE) before the kill and keeps them
+	// locked until the victim is dead: the victim can neither mark nor release
+	// them, and the other relay's claim skips them, so however slowly this
+	// goroutine runs on a loaded machine, they are leased to a dead relay. A
+	// victim that holds no row at that moment (between batches) is looked at
+	// again.
 	consumer.waitDistinct(t, n/10)
-	leasedBy := func(id string) int {
-		var c int
-		require.NoError(t, db.Pool.QueryRow(context.Background(),
-			`SELECT count(*) FROM outbox_event WHERE claimed_by LIKE $1 || '/%' AND state = 'pending'`, id).Scan(&c))
-		return c
-	}
 	var victimID string
-	require.Eventually(t, func() bool {
-		for id := range procs {
-			if leasedBy(id) >= batch {
-				victimID = id
-				return true
-			}
-		}
-		return false
-	}, time.Minute, time.Millisecond)
+	for id := range procs {
+		victimID = id
+		break
+	}
 	victim := procs[victimID]
 	delete(procs, victimID)
 	var survivor *testbin.Process
 	for _, p := range procs {
 		survivor = p
 	}
-	victim.Kill()
+	var orphaned int
+	for deadline := time.Now().Add(time.Minute); orphaned == 0; {
+		require.True(t, time.Now().Before(deadline), "relay %s never held a leased row", victimID)
+		tx, err := db.Pool.Begin(ctx)
+		require.NoError(t, err)
+		rows, _ := tx.Query(ctx, `SELECT id FROM outbox_event
+			WHERE claimed_by LIKE $1 || '/%' AND state = 'pending' FOR SHARE`, victimID)
+		held, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		require.NoError(t, err)
+		if orphaned = len(held); orphaned > 0 {
+			victim.Kill()
+		}
+		require.NoError(t, tx.Rollback(ctx))
+		if orphaned == 0 {
+			time.Sleep(5 * time.Millisecond) // between two batches: look again
+		}
+	}
 	_, atKill := consumer.counts()
-	orphaned := leasedBy(victimID)
 	t.Logf("killed %s with %d rows leased, %d of %d events delivered", victimID, orphaned, atKill, n)
-	require.Positive(t, orphaned, "the relay must be killed mid-batch")
 	require.Less(t, atKill, n, "the relay must be killed mid-stream")
+	_, err = db.Pool.Exec(ctx, "UPDATE outbox_event SET available_at = now() WHERE key = 'k0' AND state = 'pending'")
+	require.NoError(t, err)
 
 	consumer.waitDistinct(t, n)
 	var pending, leased int

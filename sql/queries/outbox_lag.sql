@@ -2,6 +2,8 @@
 -- is, how many are dead, and how many were published in the last hour.
 -- A growing oldest_pending_age means the relay is down, the broker refuses
 -- the events, or an earlier event of the same key blocks the key.
+-- max_pending_attempt is the most failed publishes of a pending event (attempt
+-- counts failures, not tries: 0 for an event that has not failed yet).
 -- Use when: jobsd_outbox_oldest_pending_age_seconds alerts, or consumers miss events.
 -- Parameters: none.
 -- Run: psql "$DATABASE_URL" -f sql/queries/outbox_lag.sql

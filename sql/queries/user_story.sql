@@ -28,7 +28,7 @@ WITH u AS (
     FROM u JOIN profiles p ON p.user_id = u.id
     UNION ALL
     SELECT e.created_at, 4, 'event ' || e.topic, e.id, e.state,
-           'attempt ' || e.attempt
+           'failed publishes: ' || e.attempt
            || coalesce(', published ' || to_char(e.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || 'Z', '')
            || coalesce(', last error: ' || e.last_error, '')
     FROM u JOIN outbox_event e ON e.topic = 'user.signed_up' AND e.key = u.id::text
