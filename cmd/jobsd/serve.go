@@ -36,9 +36,9 @@ func serveCommand() *cli.Command {
 				Usage: "jobs worked at once by this process"},
 			maxAttemptsFlag(),
 			&cli.DurationFlag{Name: "job-timeout", EnvVars: []string{"JOBSD_JOB_TIMEOUT"},
-				Usage: "time limit of one job attempt (default River's 1m, or --rescue-after if shorter)"},
-			&cli.DurationFlag{Name: "rescue-after", EnvVars: []string{"JOBSD_RESCUE_AFTER"},
-				Usage: "a job running this long is presumed orphaned by a dead worker and retried (default River's 1h)"},
+				DefaultText: "River's 1m, or --rescue-after if shorter", Usage: "time limit of one job attempt"},
+			&cli.DurationFlag{Name: "rescue-after", EnvVars: []string{"JOBSD_RESCUE_AFTER"}, DefaultText: "River's 1h",
+				Usage: "a job running this long is presumed orphaned by a dead worker and retried"},
 			&cli.DurationFlag{Name: "shutdown-timeout", EnvVars: []string{"JOBSD_SHUTDOWN_TIMEOUT"}, Value: server.ShutdownTimeoutDefault,
 				Usage: "on SIGINT/SIGTERM, the bound of the whole stop: running jobs get all but a fifth of it (at most 5s) to finish, " +
 					"then are cancelled (retried later); what has not stopped at the timeout is abandoned and serve exits 1"},
