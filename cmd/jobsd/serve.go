@@ -79,9 +79,12 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"JOBSD_UI_USER"},
 				Usage: "basic auth user for River UI and /metrics (required on a non-loopback --http-addr)"},
 			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"JOBSD_UI_PASSWORD"},
-				Usage: "basic auth password for River UI and /metrics (prefer the environment variable)"},
+				Usage: "basic auth password for River UI and /metrics (prefer the environment, or JOBSD_UI_PASSWORD_FILE naming a file holding it)"},
 			&cli.DurationFlag{Name: "metrics-interval", EnvVars: []string{"JOBSD_METRICS_INTERVAL"}, Value: metrics.IntervalDefault,
 				Usage: "how often the jobsd_jobs and jobsd_outbox_* gauges are recounted"},
+		},
+		Before: func(c *cli.Context) error {
+			return readSecretFiles(c, []globalFlag{{name: "ui-password", fileEnv: "JOBSD_UI_PASSWORD_FILE"}})
 		},
 		Action: func(c *cli.Context) error {
 			cfg := server.Config{
@@ -141,6 +144,12 @@ func serveCommand() *cli.Command {
 			pool, err := openPool(c)
 			if err != nil {
 				return err
+			}
+			if !cfg.NoRelay {
+				if err := checkBroker(cfg.AMQPURL, slog.Default()); err != nil {
+					pool.Close()
+					return err
+				}
 			}
 			srv, err := server.New(pool, cfg)
 			if err != nil {
