@@ -107,7 +107,8 @@ func TestHelpCommand(t *testing.T) {
 		require.Equal(t, 0, flag.Code, "%v --help: %s", path, flag.Stderr)
 		require.Equal(t, flag.Stdout, help.Stdout, "help %v", path)
 	}
-	res := testbin.Run(t, opsEnv(), "help", "retry")
+	res := testbin.Run(t, opsEnv(), "help", "retry", "--help")
+	require.Equal(t, 0, res.Code, res.Stderr)
 	require.Contains(t, res.Stdout, "jobsd retry - ")
 	require.Contains(t, res.Stdout, "--id value")
 
@@ -264,4 +265,17 @@ func TestSecretFiles(t *testing.T) {
 	require.NoError(t, p.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, p.Wait(deadline))
 	require.NotContains(t, p.Output(), password)
+}
+
+// TestBuildVersionString: the commit is shortened and marked +dirty when the
+// working tree had changes (test binaries here may be built without VCS
+// stamping, hence this unit test).
+func TestBuildVersionString(t *testing.T) {
+	t.Parallel()
+	v := buildVersion{Version: "v1.2.3", Commit: "0123456789abcdef0123", Modified: true, Go: "go1.25.0", Platform: "linux/amd64"}
+	require.Equal(t, "jobsd v1.2.3 commit 0123456789ab+dirty go1.25.0 linux/amd64", v.String())
+	require.Regexp(t, versionLine, v.String()+"\n")
+	v.Modified = false
+	require.Equal(t, "jobsd v1.2.3 commit 0123456789ab go1.25.0 linux/amd64", v.String())
+	require.Equal(t, "jobsd (devel) commit unknown go1.25.0 linux/amd64", buildVersion{Version: "(devel)", Go: "go1.25.0", Platform: "linux/amd64"}.String())
 }

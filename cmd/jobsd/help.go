@@ -14,7 +14,12 @@ func helpCommand() *cli.Command {
 		Usage:     "show the help of a command, e.g. jobsd help jobs list",
 		ArgsUsage: "[command [subcommand]]",
 		Action: func(c *cli.Context) error {
-			path := c.Args().Slice()
+			var path []string
+			for _, arg := range c.Args().Slice() {
+				if !strings.HasPrefix(arg, "-") { // jobsd help retry --help
+					path = append(path, arg)
+				}
+			}
 			cmds := c.App.Commands
 			for i, name := range path {
 				cmd := findCommand(cmds, name)
