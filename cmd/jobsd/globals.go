@@ -65,6 +65,7 @@ func rootFlags() []cli.Flag {
 // of the global flags and a Before that resolves them.
 func addGlobalFlags(cmds []*cli.Command) {
 	for _, cmd := range cmds {
+		cmd.Flags = cmd.Flags[:len(cmd.Flags):len(cmd.Flags)] // append copies: the slice may be shared
 		for _, g := range globalFlagSpecs() {
 			if hasFlag(cmd, g.name) {
 				panic("jobsd: command " + cmd.Name + " defines global flag --" + g.name)

@@ -165,8 +165,8 @@ func amqpURLWith(t *testing.T, password, vhost string) string {
 }
 
 // TestServeBrokerRefuses: credentials or a virtual host that RabbitMQ refuses
-// do not get better by retrying: serve exits 1 at once with one line that
-// says so, without the password.
+// do not get better by retrying: serve (and consume) exit 1 at once with one
+// line that says so, without the password.
 func TestServeBrokerRefuses(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
@@ -182,6 +182,12 @@ func TestServeBrokerRefuses(t *testing.T) {
 		require.Contains(t, res.Stderr, "check --amqp-url")
 		require.NotContains(t, res.Stderr, password)
 	}
+	// consume says the same instead of "is it running?".
+	res := testbin.Run(t, opsEnv("DATABASE_URL="+db.URL), "consume", "--queue", "jobsd.test.refused",
+		"--amqp-url", amqpURLWith(t, password, ""))
+	requireOneLineError(t, res, 1, "RabbitMQ refused the credentials for amqp://")
+	require.NotContains(t, res.Stderr, password)
+
 	// Without the relay, serve does not need the broker.
 	p := testbin.Start(t, opsEnv("DATABASE_URL="+db.URL), "serve", "--no-relay", "--http-addr", "-",
 		"--amqp-url", amqpURLWith(t, password, ""))

@@ -19,26 +19,38 @@ const brokerDialTimeout = 5 * time.Second
 // a virtual host the broker refuses. A broker that is down or slow is only a
 // warning: the outbox keeps the events and the relay reconnects.
 func checkBroker(amqpURL string, log *slog.Logger) error {
+	dialErr, err := dialBroker(amqpURL)
+	if err != nil {
+		return err
+	}
+	if dialErr != nil {
+		log.Warn("RabbitMQ is unreachable; serving anyway: events wait in the outbox and the relay keeps reconnecting",
+			"amqp_url", database.Redact(amqpURL), "err", dialErr.Error())
+	}
+	return nil
+}
+
+// dialBroker dials amqpURL once and hangs up. It returns as err what retrying
+// cannot fix (see brokerRefused), and as dialErr any other failure to connect.
+func dialBroker(amqpURL string) (dialErr, err error) {
 	uri, err := amqp.ParseURI(amqpURL)
 	if err != nil {
 		// The parse error may quote the URL, password included.
-		return usagef("invalid --amqp-url %s (expected amqp://user:password@host:port/vhost)", database.Redact(amqpURL))
+		return nil, usagef("invalid --amqp-url %s (expected amqp://user:password@host:port/vhost)", database.Redact(amqpURL))
 	}
 	conn, err := amqp.DialConfig(amqpURL, amqp.Config{
 		Locale:     "en_US",
 		Dial:       amqp.DefaultDial(brokerDialTimeout),
-		Properties: amqp.Table{"connection_name": "jobsd serve pre-flight"},
+		Properties: amqp.Table{"connection_name": "jobsd pre-flight"},
 	})
 	if err == nil {
 		_ = conn.Close()
-		return nil
+		return nil, nil
 	}
 	if refused := brokerRefused(database.Redact(amqpURL), uri.Vhost, err); refused != nil {
-		return refused
+		return nil, refused
 	}
-	log.Warn("RabbitMQ is unreachable; serving anyway: events wait in the outbox and the relay keeps reconnecting",
-		"amqp_url", database.Redact(amqpURL), "err", err.Error())
-	return nil
+	return err, nil
 }
 
 // brokerRefused returns the error to exit with when err, from dialling, is
