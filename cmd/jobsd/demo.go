@@ -55,6 +55,11 @@ func demoCommand() *cli.Command {
 				// River logs every retry at info; keep the progress readable.
 				log, _ = newLogger(c.String("log-format"), "warn", c.App.ErrWriter)
 			}
+			// Refused RabbitMQ credentials or vhost: say so before touching
+			// the database (the demo's consumer reports a broker that is down).
+			if _, err := dialBroker(c.String("amqp-url")); err != nil {
+				return err
+			}
 			url := c.String("database-url")
 			if _, err := database.EnsureExists(c.Context, url); err != nil {
 				return err

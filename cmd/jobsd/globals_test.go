@@ -165,7 +165,7 @@ func amqpURLWith(t *testing.T, password, vhost string) string {
 }
 
 // TestServeBrokerRefuses: credentials or a virtual host that RabbitMQ refuses
-// do not get better by retrying: serve (and consume) exit 1 at once with one
+// do not get better by retrying: serve (consume, demo) exit 1 at once with one
 // line that says so, without the password.
 func TestServeBrokerRefuses(t *testing.T) {
 	t.Parallel()
@@ -185,6 +185,10 @@ func TestServeBrokerRefuses(t *testing.T) {
 	// consume says the same instead of "is it running?".
 	res := testbin.Run(t, opsEnv("DATABASE_URL="+db.URL), "consume", "--queue", "jobsd.test.refused",
 		"--amqp-url", amqpURLWith(t, password, ""))
+	requireOneLineError(t, res, 1, "RabbitMQ refused the credentials for amqp://")
+	require.NotContains(t, res.Stderr, password)
+
+	res = testbin.Run(t, opsEnv("DATABASE_URL="+db.URL), "demo", "--http-addr", "-", "--amqp-url", amqpURLWith(t, password, ""))
 	requireOneLineError(t, res, 1, "RabbitMQ refused the credentials for amqp://")
 	require.NotContains(t, res.Stderr, password)
 
