@@ -44,6 +44,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	err := app.RunContext(ctx, args)
+	if errors.Is(err, errVersionShown) {
+		return exitOK
+	}
 	if notFound != "" && err == nil {
 		err = usagef("unknown command %q (see '%s --help')", notFound, where)
 	}
@@ -68,24 +71,16 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "database-url", EnvVars: []string{"DATABASE_URL"}, Value: database.DefaultURL,
-				Usage: "Postgres connection URL"},
-			&cli.StringFlag{Name: "amqp-url", EnvVars: []string{"AMQP_URL"}, Value: amqpURLDefault,
-				DefaultText: database.Redact(amqpURLDefault), // --help never shows a password
-				Usage:       "RabbitMQ connection URL"},
-			&cli.StringFlag{Name: "log-format", EnvVars: []string{"JOBSD_LOG_FORMAT"}, Value: "text",
-				Usage: "log format: text or json"},
-			&cli.StringFlag{Name: "log-level", EnvVars: []string{"JOBSD_LOG_LEVEL"}, Value: "info",
-				Usage: "log level: debug, info, warn or error"},
-		},
+		Flags:           append(rootFlags(), cli.HelpFlag), // the help command would hide it
 		Before: func(c *cli.Context) error {
-			log, err := newLogger(c.String("log-format"), c.String("log-level"), stderr)
-			if err != nil {
+			if c.Bool("version") {
+				fmt.Fprintln(c.App.Writer, readVersion())
+				return errVersionShown
+			}
+			if err := readSecretFiles(c, globalFlagSpecs()); err != nil {
 				return err
 			}
-			slog.SetDefault(log)
-			return nil
+			return setLogger(c)
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // run decides the exit code
 		Commands: []*cli.Command{
@@ -100,8 +95,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statsCommand(),
 			demoCommand(),
 			benchCommand(),
+			versionCommand(),
+			helpCommand(),
 		},
 	}
+	addGlobalFlags(app.Commands)
 	app.OnUsageError = onUsageError
 	setUsageErrorHandlers(app.Commands)
 	return app

@@ -92,6 +92,11 @@ func consumeCommand() *cli.Command {
 				return err
 			}
 			defer pool.Close()
+			// Refused credentials or vhost get a clear line; the consumer
+			// reports a broker that is down itself.
+			if _, err := dialBroker(c.String("amqp-url")); err != nil {
+				return err
+			}
 			cons, err := consumer.New(pool, c.String("amqp-url"), cfg)
 			if err != nil {
 				return usagef("%v", err)

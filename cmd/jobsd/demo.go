@@ -28,8 +28,8 @@ func demoCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "rate", EnvVars: []string{"JOBSD_DEMO_RATE"}, Value: demo.RateDefault,
 				Usage: "time between two signups"},
-			&cli.DurationFlag{Name: "duration", EnvVars: []string{"JOBSD_DEMO_DURATION"},
-				Usage: "stop after this long (default: run until Ctrl-C)"},
+			&cli.DurationFlag{Name: "duration", EnvVars: []string{"JOBSD_DEMO_DURATION"}, DefaultText: "run until Ctrl-C",
+				Usage: "stop after this long"},
 			&cli.Float64Flag{Name: "fail-rate", EnvVars: []string{"JOBSD_FAIL_RATE"}, Value: demo.FailRateDefault,
 				Usage: "probability (0-1) that a profile call fails, so that retries are visible"},
 			&cli.StringFlag{Name: "fail-service", EnvVars: []string{"JOBSD_FAIL_SERVICE"},
@@ -55,6 +55,11 @@ func demoCommand() *cli.Command {
 			if !c.IsSet("log-level") {
 				// River logs every retry at info; keep the progress readable.
 				log, _ = newLogger(c.String("log-format"), "warn", c.App.ErrWriter)
+			}
+			// Refused RabbitMQ credentials or vhost: say so before touching
+			// the database (the demo's consumer reports a broker that is down).
+			if _, err := dialBroker(c.String("amqp-url")); err != nil {
+				return err
 			}
 			url := c.String("database-url")
 			if _, err := database.EnsureExists(c.Context, url); err != nil {

@@ -36,9 +36,9 @@ func serveCommand() *cli.Command {
 				Usage: "jobs worked at once by this process"},
 			maxAttemptsFlag(),
 			&cli.DurationFlag{Name: "job-timeout", EnvVars: []string{"JOBSD_JOB_TIMEOUT"},
-				Usage: "time limit of one job attempt (default River's 1m, or --rescue-after if shorter)"},
-			&cli.DurationFlag{Name: "rescue-after", EnvVars: []string{"JOBSD_RESCUE_AFTER"},
-				Usage: "a job running this long is presumed orphaned by a dead worker and retried (default River's 1h)"},
+				DefaultText: "River's 1m, or --rescue-after if shorter", Usage: "time limit of one job attempt"},
+			&cli.DurationFlag{Name: "rescue-after", EnvVars: []string{"JOBSD_RESCUE_AFTER"}, DefaultText: "River's 1h",
+				Usage: "a job running this long is presumed orphaned by a dead worker and retried"},
 			&cli.DurationFlag{Name: "shutdown-timeout", EnvVars: []string{"JOBSD_SHUTDOWN_TIMEOUT"}, Value: server.ShutdownTimeoutDefault,
 				Usage: "on SIGINT/SIGTERM, the bound of the whole stop: running jobs get all but a fifth of it (at most 5s) to finish, " +
 					"then are cancelled (retried later); what has not stopped at the timeout is abandoned and serve exits 1"},
@@ -79,9 +79,12 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "ui-user", EnvVars: []string{"JOBSD_UI_USER"},
 				Usage: "basic auth user for River UI and /metrics (required on a non-loopback --http-addr)"},
 			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"JOBSD_UI_PASSWORD"},
-				Usage: "basic auth password for River UI and /metrics (prefer the environment variable)"},
+				Usage: "basic auth password for River UI and /metrics (prefer the environment, or JOBSD_UI_PASSWORD_FILE naming a file holding it)"},
 			&cli.DurationFlag{Name: "metrics-interval", EnvVars: []string{"JOBSD_METRICS_INTERVAL"}, Value: metrics.IntervalDefault,
 				Usage: "how often the jobsd_jobs and jobsd_outbox_* gauges are recounted"},
+		},
+		Before: func(c *cli.Context) error {
+			return readSecretFiles(c, []globalFlag{{name: "ui-password", fileEnv: "JOBSD_UI_PASSWORD_FILE"}})
 		},
 		Action: func(c *cli.Context) error {
 			cfg := server.Config{
@@ -141,6 +144,12 @@ func serveCommand() *cli.Command {
 			pool, err := openPool(c)
 			if err != nil {
 				return err
+			}
+			if !cfg.NoRelay {
+				if err := checkBroker(cfg.AMQPURL, slog.Default()); err != nil {
+					pool.Close()
+					return err
+				}
 			}
 			srv, err := server.New(pool, cfg)
 			if err != nil {

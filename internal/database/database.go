@@ -71,11 +71,23 @@ func Open(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// Describe wraps a connection error with the redacted URL and a hint.
+// Describe wraps a connection error with the redacted URL and what failed:
+// the server's refusal (authentication, unknown role or database, too many
+// connections, ...) or, when no server answered, the network error.
 func Describe(databaseURL string, err error) error {
+	url := Redact(databaseURL)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "3D000" {
-		return fmt.Errorf("database %s does not exist (run `jobsd migrate`, which creates it)", Redact(databaseURL))
+	if errors.As(err, &pgErr) {
+		// The server's message names the user or the database, never the password.
+		switch pgErr.Code {
+		case "3D000": // invalid_catalog_name
+			return fmt.Errorf("database %s does not exist (run `jobsd migrate`, which creates it)", url)
+		case "28P01": // invalid_password
+			return fmt.Errorf("database %s refused the login: password authentication failed (28P01): check the user and password in --database-url / DATABASE_URL", url)
+		case "28000": // invalid_authorization_specification: unknown role, no pg_hba.conf entry
+			return fmt.Errorf("database %s refused the login: %s (28000): check the user in --database-url / DATABASE_URL", url, pgErr.Message)
+		}
+		return fmt.Errorf("database %s refused the connection: %s (SQLSTATE %s)", url, pgErr.Message, pgErr.Code)
 	}
 	msg := err.Error()
 	// pgconn errors embed the host and user, never the password; keep the last
@@ -83,7 +95,7 @@ func Describe(databaseURL string, err error) error {
 	if i := strings.LastIndex(msg, ": "); i >= 0 {
 		msg = msg[i+2:]
 	}
-	return fmt.Errorf("cannot reach database %s: %s (is Postgres running? check --database-url / DATABASE_URL)", Redact(databaseURL), msg)
+	return fmt.Errorf("cannot reach database %s: %s (is Postgres running? check --database-url / DATABASE_URL)", url, msg)
 }
 
 // EnsureExists creates the database named in databaseURL when it does not

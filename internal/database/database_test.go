@@ -3,8 +3,10 @@ package database_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobsd/jobsd/internal/database"
@@ -76,4 +78,25 @@ func TestDescribe(t *testing.T) {
 	t.Parallel()
 	err := database.Describe("postgres://u:s3cret@h/db", errors.New("failed to connect to `user=u database=db`: 127.0.0.1:1: dial error: connection refused"))
 	require.EqualError(t, err, "cannot reach database postgres://u:xxxxx@h/db: connection refused (is Postgres running? check --database-url / DATABASE_URL)")
+}
+
+// TestDescribeServerRefusals: a server's refusal says what was refused, not
+// "is Postgres running?", and never shows the password.
+func TestDescribeServerRefusals(t *testing.T) {
+	t.Parallel()
+	url := "postgres://jobsd:s3cret@127.0.0.1:5432/jobsd"
+	tests := []struct {
+		code, message, want string
+	}{
+		{"28P01", `password authentication failed for user "jobsd"`, "refused the login: password authentication failed (28P01)"},
+		{"28000", `role "jobsd" does not exist`, `refused the login: role "jobsd" does not exist (28000): check the user`},
+		{"3D000", `database "jobsd" does not exist`, "does not exist (run `jobsd migrate`, which creates it)"},
+		{"53300", "sorry, too many clients already", "refused the connection: sorry, too many clients already (SQLSTATE 53300)"},
+	}
+	for _, tt := range tests {
+		err := database.Describe(url, fmt.Errorf("failed to connect: %w", &pgconn.PgError{Code: tt.code, Message: tt.message}))
+		require.ErrorContains(t, err, tt.want)
+		require.NotContains(t, err.Error(), "s3cret")
+		require.NotContains(t, err.Error(), "is Postgres running")
+	}
 }
