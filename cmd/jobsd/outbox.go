@@ -15,11 +15,13 @@ import (
 )
 
 var (
-	statsOutboxSQL      = jsql.Statement("stats_outbox")
-	outboxListSQL       = jsql.Statement("outbox_list")
-	outboxStateSQL      = jsql.Statement("outbox_state")
-	outboxReplaySQL     = jsql.Statement("outbox_replay")
-	outboxReplayDeadSQL = jsql.Statement("outbox_replay_dead")
+	statsOutboxSQL          = jsql.Statement("stats_outbox")
+	statsOutboxExactSQL     = jsql.Statement("stats_outbox_exact")
+	statsOutboxPublishedSQL = jsql.Statement("stats_outbox_published")
+	outboxListSQL           = jsql.Statement("outbox_list")
+	outboxStateSQL          = jsql.Statement("outbox_state")
+	outboxReplaySQL         = jsql.Statement("outbox_replay")
+	outboxReplayDeadSQL     = jsql.Statement("outbox_replay_dead")
 )
 
 // outboxStates are the values of outbox_event.state.
@@ -41,32 +43,46 @@ func outboxStatsCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "stats",
 		Usage:     "pending, published and dead events, the age of the oldest pending one, per topic",
-		UsageText: "jobsd outbox stats [--json]",
+		UsageText: "jobsd outbox stats [--exact] [--json]",
 		Description: "oldest_pending_age_seconds is the relay's lag: 0 when nothing is pending.\n\n" +
-			"Examples:\n   jobsd outbox stats\n   jobsd outbox stats --json | jq .oldest_pending_age_seconds",
-		Flags: []cli.Flag{jsonFlag()},
+			"Pending and dead events are counted exactly. Published events are kept for\n" +
+			"--outbox-retention and can be millions: by default their total is Postgres' estimate\n" +
+			"(as of the last VACUUM or ANALYZE, shown as ~N) and no per-topic count, so that the\n" +
+			"command answers at once; --exact counts them per topic, reading every row kept.\n\n" +
+			"Examples:\n   jobsd outbox stats\n   jobsd outbox stats --exact\n   jobsd outbox stats --json | jq .oldest_pending_age_seconds",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "exact", Usage: "count published events exactly, per topic (reads every published row kept)"},
+			jsonFlag(),
+		},
 		Action: func(c *cli.Context) error {
 			pool, err := openPool(c)
 			if err != nil {
 				return err
 			}
 			defer pool.Close()
-			st, err := loadOutboxStats(c, pool)
+			st, err := loadOutboxStats(c, pool, c.Bool("exact"))
 			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
 				return writeJSON(c, st)
 			}
-			fmt.Fprintf(c.App.Writer, "pending %d  published %d  dead %d  oldest pending %s\n",
-				st.Pending, st.Published, st.Dead, seconds(st.OldestPendingAgeSeconds))
+			fmt.Fprintf(c.App.Writer, "pending %d  published %s  dead %d  oldest pending %s\n",
+				st.Pending, st.publishedText(), st.Dead, seconds(st.OldestPendingAgeSeconds))
 			if len(st.Topics) == 0 {
 				return nil
 			}
 			fmt.Fprintln(c.App.Writer)
+			if !st.PublishedExact {
+				t := newTable(c.App.Writer, "TOPIC", "PENDING", "DEAD", "OLDEST PENDING")
+				for _, tp := range st.Topics {
+					t.row(tp.Topic, fmt.Sprint(tp.Pending), fmt.Sprint(tp.Dead), seconds(tp.OldestPendingAgeSeconds))
+				}
+				return t.flush()
+			}
 			t := newTable(c.App.Writer, "TOPIC", "PENDING", "PUBLISHED", "DEAD", "OLDEST PENDING")
 			for _, tp := range st.Topics {
-				t.row(tp.Topic, fmt.Sprint(tp.Pending), fmt.Sprint(tp.Published), fmt.Sprint(tp.Dead), seconds(tp.OldestPendingAgeSeconds))
+				t.row(tp.Topic, fmt.Sprint(tp.Pending), fmt.Sprint(*tp.Published), fmt.Sprint(tp.Dead), seconds(tp.OldestPendingAgeSeconds))
 			}
 			return t.flush()
 		},
@@ -75,23 +91,40 @@ func outboxStatsCommand() *cli.Command {
 
 // outboxStats is the outbox's state: totals and per topic.
 type outboxStats struct {
-	Pending                 int64        `json:"pending"`
+	Pending int64 `json:"pending"`
+	// Published is exact with --exact, else Postgres' estimate.
 	Published               int64        `json:"published"`
+	PublishedExact          bool         `json:"published_exact"`
 	Dead                    int64        `json:"dead"`
 	OldestPendingAgeSeconds float64      `json:"oldest_pending_age_seconds"`
 	Topics                  []topicStats `json:"topics"`
 }
 
+// publishedText is Published for humans: "~N" when estimated.
+func (st *outboxStats) publishedText() string {
+	if st.PublishedExact {
+		return fmt.Sprint(st.Published)
+	}
+	return fmt.Sprintf("~%d", st.Published)
+}
+
 type topicStats struct {
-	Topic                   string  `json:"topic"`
-	Pending                 int64   `json:"pending"`
-	Published               int64   `json:"published"`
+	Topic   string `json:"topic"`
+	Pending int64  `json:"pending"`
+	// Published is absent unless counted exactly (--exact).
+	Published               *int64  `json:"published,omitempty"`
 	Dead                    int64   `json:"dead"`
 	OldestPendingAgeSeconds float64 `json:"oldest_pending_age_seconds"`
 }
 
-func loadOutboxStats(c *cli.Context, pool *pgxpool.Pool) (*outboxStats, error) {
-	rows, err := pool.Query(c.Context, statsOutboxSQL)
+// loadOutboxStats counts the outbox: pending and dead exactly, published
+// exactly per topic when exact, else as Postgres' estimate of the total.
+func loadOutboxStats(c *cli.Context, pool *pgxpool.Pool, exact bool) (*outboxStats, error) {
+	query := statsOutboxSQL
+	if exact {
+		query = statsOutboxExactSQL
+	}
+	rows, err := pool.Query(c.Context, query)
 	if err != nil {
 		return nil, dbError("count outbox events", err)
 	}
@@ -99,12 +132,19 @@ func loadOutboxStats(c *cli.Context, pool *pgxpool.Pool) (*outboxStats, error) {
 	if err != nil {
 		return nil, dbError("count outbox events", err)
 	}
-	st := &outboxStats{Topics: topics}
+	st := &outboxStats{Topics: topics, PublishedExact: exact}
 	for _, tp := range topics {
 		st.Pending += tp.Pending
-		st.Published += tp.Published
+		if tp.Published != nil {
+			st.Published += *tp.Published
+		}
 		st.Dead += tp.Dead
 		st.OldestPendingAgeSeconds = max(st.OldestPendingAgeSeconds, tp.OldestPendingAgeSeconds)
+	}
+	if !exact {
+		if err := pool.QueryRow(c.Context, statsOutboxPublishedSQL).Scan(&st.Published); err != nil {
+			return nil, dbError("estimate published outbox events", err)
+		}
 	}
 	if st.Topics == nil {
 		st.Topics = []topicStats{}

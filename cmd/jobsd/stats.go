@@ -50,7 +50,7 @@ func statsCommand() *cli.Command {
 				}
 				jobs[n.Queue][n.State] = n.N
 			}
-			outbox, err := loadOutboxStats(c, pool)
+			outbox, err := loadOutboxStats(c, pool, false)
 			if err != nil {
 				return err
 			}
@@ -82,8 +82,8 @@ func statsCommand() *cli.Command {
 					return err
 				}
 			}
-			fmt.Fprintf(out, "\noutbox: pending %d  published %d  dead %d  oldest pending %s\n",
-				outbox.Pending, outbox.Published, outbox.Dead, seconds(outbox.OldestPendingAgeSeconds))
+			fmt.Fprintf(out, "\noutbox: pending %d  published %s  dead %d  oldest pending %s\n",
+				outbox.Pending, outbox.publishedText(), outbox.Dead, seconds(outbox.OldestPendingAgeSeconds))
 			return nil
 		},
 	}
