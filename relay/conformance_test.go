@@ -127,35 +127,8 @@ func TestRelayPerKeyOrderWithTwoRelays(t *testing.T) {
 
 	// 50 keys x 40 events, written by 5 writers in small transactions that
 	// mix keys, so that both relays claim rows of the same keys.
-	const keys, perKey, writers = 50, 40, 5
-	var wg sync.WaitGroup
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			next := map[string]int{}
-			var mine []string
-			for k := w; k < keys; k += writers {
-				mine = append(mine, fmt.Sprintf("key-%02d", k))
-			}
-			for remaining := len(mine) * perKey; remaining > 0; {
-				var events []outbox.Event
-				for j := 0; j < 1+rand.IntN(3) && remaining > 0; j++ {
-					key := mine[rand.IntN(len(mine))]
-					if next[key] == perKey {
-						continue
-					}
-					events = append(events, outbox.Event{Topic: "test.order", Key: key, Payload: seqPayload{Key: key, Seq: next[key]}})
-					next[key]++
-					remaining--
-				}
-				if len(events) > 0 {
-					write(t, h.db.Pool, events...)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	const keys, perKey = 50, 40
+	writeMixedKeys(t, h.db.Pool, keys, perKey, 5)
 	h.got.waitDistinct(t, keys*perKey)
 	require.Empty(t, h.got.orderViolations())
 	require.Eventually(t, func() bool { return relays[0].published.Load()+relays[1].published.Load() == keys*perKey },
@@ -606,35 +579,8 @@ func TestRelayPerKeyOrderUnderDatabaseFaults(t *testing.T) {
 				}()
 			}
 
-			const keys, perKey, writers = 50, 40, 5
-			var wg sync.WaitGroup
-			for w := 0; w < writers; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					next := map[string]int{}
-					var mine []string
-					for k := w; k < keys; k += writers {
-						mine = append(mine, fmt.Sprintf("key-%02d", k))
-					}
-					for remaining := len(mine) * perKey; remaining > 0; {
-						var events []outbox.Event
-						for j := 0; j < 1+rand.IntN(3) && remaining > 0; j++ {
-							key := mine[rand.IntN(len(mine))]
-							if next[key] == perKey {
-								continue
-							}
-							events = append(events, outbox.Event{Topic: "test.order", Key: key, Payload: seqPayload{Key: key, Seq: next[key]}})
-							next[key]++
-							remaining--
-						}
-						if len(events) > 0 {
-							write(t, h.db.Pool, events...)
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			const keys, perKey = 50, 40
+			writeMixedKeys(t, h.db.Pool, keys, perKey, 5)
 			h.got.waitDistinct(t, keys*perKey)
 			close(killing)
 			close(restarting)

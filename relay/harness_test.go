@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
@@ -151,6 +152,41 @@ func write(t testing.TB, pool *pgxpool.Pool, events ...outbox.Event) []int64 {
 	})
 	require.NoError(t, err)
 	return ids
+}
+
+// writeMixedKeys writes keys x perKey events (payload seq 0.. per key) with
+// writers goroutines, each owning some keys, in small transactions of 1 to 3
+// events that mix keys, so that relays claim rows of the same keys.
+func writeMixedKeys(t testing.TB, pool *pgxpool.Pool, keys, perKey, writers int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := map[string]int{}
+			var mine []string
+			for k := w; k < keys; k += writers {
+				mine = append(mine, fmt.Sprintf("key-%02d", k))
+			}
+			for remaining := len(mine) * perKey; remaining > 0; {
+				var events []outbox.Event
+				for j := 0; j < 1+rand.IntN(3) && remaining > 0; j++ {
+					key := mine[rand.IntN(len(mine))]
+					if next[key] == perKey {
+						continue
+					}
+					events = append(events, outbox.Event{Topic: "test.order", Key: key, Payload: seqPayload{Key: key, Seq: next[key]}})
+					next[key]++
+					remaining--
+				}
+				if len(events) > 0 {
+					write(t, pool, events...)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // rawEvent is an outbox row written with plain SQL, as producers in other

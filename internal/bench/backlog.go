@@ -118,12 +118,8 @@ func RelayDrainNoConsumer(ctx context.Context, pool *pgxpool.Pool, amqpURL strin
 		return Throughput{}, err
 	}
 	defer top.delete()
-	progressf(ctx, "relay: inserting %d outbox rows", n)
-	if _, err := pool.Exec(ctx, fillOutboxSQL, n, keys, topic, string(payload(0, SizeDefault))); err != nil {
-		return Throughput{}, fmt.Errorf("insert outbox rows: %w", err)
-	}
-	if _, err := pool.Exec(ctx, vacuumOutboxSQL); err != nil {
-		return Throughput{}, fmt.Errorf("vacuum outbox_event: %w", err)
+	if err := fillOutbox(ctx, pool, n, keys); err != nil {
+		return Throughput{}, err
 	}
 	var runs []*stopper
 	defer func() {

@@ -84,12 +84,8 @@ func RelayDrain(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n, keys
 		return Throughput{}, err
 	}
 	defer top.delete()
-	progressf(ctx, "relay: inserting %d outbox rows", n)
-	if _, err := pool.Exec(ctx, fillOutboxSQL, n, keys, topic, string(payload(0, SizeDefault))); err != nil {
-		return Throughput{}, fmt.Errorf("insert outbox rows: %w", err)
-	}
-	if _, err := pool.Exec(ctx, vacuumOutboxSQL); err != nil {
-		return Throughput{}, fmt.Errorf("vacuum outbox_event: %w", err)
+	if err := fillOutbox(ctx, pool, n, keys); err != nil {
+		return Throughput{}, err
 	}
 	col, err := collect(amqpURL, top.name, nil)
 	if err != nil {
@@ -123,4 +119,18 @@ func keysText(keys int) string {
 		return "one key per row"
 	}
 	return fmt.Sprintf("%d keys", keys)
+}
+
+// fillOutbox inserts n pending rows of SizeDefault-byte payloads over keys
+// keys (0: a key per row) in one statement, then VACUUM ANALYZE, so that a
+// measurement starts from a table in its steady state.
+func fillOutbox(ctx context.Context, pool *pgxpool.Pool, n, keys int) error {
+	progressf(ctx, "relay: inserting %d outbox rows", n)
+	if _, err := pool.Exec(ctx, fillOutboxSQL, n, keys, topic, string(payload(0, SizeDefault))); err != nil {
+		return fmt.Errorf("insert outbox rows: %w", err)
+	}
+	if _, err := pool.Exec(ctx, vacuumOutboxSQL); err != nil {
+		return fmt.Errorf("vacuum outbox_event: %w", err)
+	}
+	return nil
 }
