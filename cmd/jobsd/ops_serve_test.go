@@ -31,6 +31,7 @@ func TestServeMetrics(t *testing.T) {
 		`jobsd_job_duration_seconds_count{kind="create_profile",outcome="completed"} 3`,
 		`jobsd_outbox_pending 1`,
 		`jobsd_outbox_dead 0`,
+		`jobsd_jobs_backlog 0`,
 	}
 	waitUntil(t, 30*time.Second, "the signup's jobs in /metrics", func() bool {
 		code, b := get(t, base+"/metrics", "", "")
@@ -44,6 +45,7 @@ func TestServeMetrics(t *testing.T) {
 		return true
 	})
 	require.Regexp(t, `(?m)^jobsd_outbox_oldest_pending_age_seconds [0-9.e+-]+$`, body)
+	require.Regexp(t, `(?m)^jobsd_jobs_backlog_oldest_age_seconds [0-9.e+-]+$`, body)
 	require.Regexp(t, `(?m)^# TYPE jobsd_job_duration_seconds histogram$`, body)
 	require.Contains(t, body, "go_goroutines")
 }
@@ -122,6 +124,9 @@ func TestServeRefusesOpenUI(t *testing.T) {
 		{[]string{"--http-addr", "10.1.2.3:8080", "--ui-user", "ops"}, "set both --ui-user and --ui-password"},
 		{[]string{"--ui-password", "x"}, "set both --ui-user and --ui-password"},
 		{[]string{"--metrics-interval", "0s"}, "--metrics-interval must be positive"},
+		{[]string{"--max-backlog", "-1"}, "--max-backlog must not be negative (0 means no limit)"},
+		{[]string{"--max-backlog", "2000000"}, "max backlog must be between 0 (no limit) and 1000000"},
+		{[]string{"--backlog-warn", "0"}, "--backlog-warn must be at least 1, or -1 to disable the warning"},
 	} {
 		args := append([]string{"serve"}, tc.args...)
 		stderr := requireFailure(t, testbin.Run(t, down, args...), 2, tc.want, args...)

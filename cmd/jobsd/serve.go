@@ -81,7 +81,15 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "ui-password", EnvVars: []string{"JOBSD_UI_PASSWORD"},
 				Usage: "basic auth password for River UI and /metrics (prefer the environment, or JOBSD_UI_PASSWORD_FILE naming a file holding it)"},
 			&cli.DurationFlag{Name: "metrics-interval", EnvVars: []string{"JOBSD_METRICS_INTERVAL"}, Value: metrics.IntervalDefault,
-				Usage: "how often the jobsd_jobs and jobsd_outbox_* gauges are recounted"},
+				Usage: "how often the jobsd_jobs, jobsd_jobs_backlog* and jobsd_outbox_* gauges are recounted"},
+			&cli.Int64Flag{Name: "max-backlog", EnvVars: []string{"JOBSD_MAX_BACKLOG"},
+				DefaultText: "0 (no limit)",
+				Usage: "POST /signup answers 503 with Retry-After while more than this many jobs wait to run; approximate: " +
+					"it reads the count refreshed every --metrics-interval"},
+			&cli.Int64Flag{Name: "backlog-warn", EnvVars: []string{"JOBSD_BACKLOG_WARN"}, Value: metrics.BacklogWarnDefault,
+				Usage: "log a warning (once per crossing) when this many jobs wait to run; -1 disables it"},
+			&cli.DurationFlag{Name: "backlog-warn-age", EnvVars: []string{"JOBSD_BACKLOG_WARN_AGE"}, Value: metrics.BacklogWarnAgeDefault,
+				Usage: "log the same warning when the oldest job waiting to run has waited this long; 0 disables it"},
 		},
 		Before: func(c *cli.Context) error {
 			return readSecretFiles(c, []globalFlag{{name: "ui-password", fileEnv: "JOBSD_UI_PASSWORD_FILE"}})
@@ -99,6 +107,9 @@ func serveCommand() *cli.Command {
 				IdleTimeout:     c.Duration("http-idle-timeout"),
 				PollOnly:        c.Bool("poll-only"),
 				MetricsInterval: c.Duration("metrics-interval"),
+				MaxBacklog:      c.Int64("max-backlog"),
+				BacklogWarn:     c.Int64("backlog-warn"),
+				BacklogWarnAge:  backlogWarnAge(c.Duration("backlog-warn-age")),
 				UIUser:          c.String("ui-user"),
 				UIPassword:      c.String("ui-password"),
 				Jobs: jobs.Config{Faults: jobs.Faults{
@@ -125,6 +136,12 @@ func serveCommand() *cli.Command {
 			}
 			if c.Duration("metrics-interval") <= 0 {
 				return usagef("--metrics-interval must be positive")
+			}
+			if c.Int64("max-backlog") < 0 {
+				return usagef("--max-backlog must not be negative (0 means no limit)")
+			}
+			if n := c.Int64("backlog-warn"); n == 0 || n < -1 {
+				return usagef("--backlog-warn must be at least 1, or -1 to disable the warning")
 			}
 			if c.Int("workers") < 1 || c.Int("max-attempts") < 1 {
 				return usagef("--workers and --max-attempts must be at least 1")
@@ -168,6 +185,15 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// backlogWarnAge maps --backlog-warn-age to server.Config.BacklogWarnAge: on
+// the command line 0 or a negative duration disables the age warning.
+func backlogWarnAge(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // outboxRetention maps --outbox-retention to relay.Config.Retention: on the

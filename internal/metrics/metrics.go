@@ -1,6 +1,7 @@
 // Package metrics defines jobsd's Prometheus metrics and keeps them current:
-// gauges of jobs by state and queue and of the outbox's backlog, refreshed by
-// a periodic count (one cheap GROUP BY per interval), and job durations and
+// gauges of jobs by state and queue, of the job backlog (jobs waiting to run
+// and the age of the oldest) and of the outbox's backlog, refreshed by a
+// periodic count (one cheap GROUP BY per interval), and job durations and
 // outcomes by kind, taken from River's event subscription.
 //
 // Everything registers on a caller-provided prometheus.Registerer, never on
@@ -36,8 +37,19 @@ type Config struct {
 	// IntervalDefault; -1 disables the periodic count (Refresh still works).
 	Interval time.Duration
 
-	// Logger receives count failures. Default slog.Default().
+	// Logger receives count failures and the backlog warnings. Default
+	// slog.Default().
 	Logger *slog.Logger
+
+	// BacklogWarn is the job backlog (jobs waiting to run now) from which a
+	// warning is logged, once per crossing, with an Info line when it falls
+	// back below. Default BacklogWarnDefault; -1 disables it. At most
+	// BacklogCountCap.
+	BacklogWarn int64
+
+	// BacklogWarnAge is the age of the oldest waiting job from which the same
+	// warning is logged. Default BacklogWarnAgeDefault; -1 disables it.
+	BacklogWarnAge time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -46,6 +58,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.BacklogWarn == 0 {
+		c.BacklogWarn = BacklogWarnDefault
+	}
+	if c.BacklogWarnAge == 0 {
+		c.BacklogWarnAge = BacklogWarnAgeDefault
 	}
 	return c
 }
@@ -58,6 +76,10 @@ func (c Config) validate() error {
 		return errors.New("metrics: missing Registerer (use prometheus.NewRegistry())")
 	case c.Interval < -1:
 		return fmt.Errorf("metrics: interval %v is negative (use -1 to disable the periodic count)", c.Interval)
+	case c.BacklogWarn < -1 || c.BacklogWarn > BacklogCountCap:
+		return fmt.Errorf("metrics: backlog warning %d is not between 1 and %d (use -1 to disable it)", c.BacklogWarn, BacklogCountCap)
+	case c.BacklogWarnAge < -1:
+		return fmt.Errorf("metrics: backlog warning age %v is negative (use -1 to disable it)", c.BacklogWarnAge)
 	}
 	return nil
 }
@@ -70,6 +92,8 @@ type Metrics struct {
 	outboxPending prometheus.Gauge
 	outboxOldest  prometheus.Gauge
 	outboxDead    prometheus.Gauge
+	backlogJobs   prometheus.Gauge
+	backlogOldest prometheus.Gauge
 	refreshErrors prometheus.Counter
 
 	jobDuration  *prometheus.HistogramVec
@@ -80,6 +104,11 @@ type Metrics struct {
 
 	mu     sync.Mutex      // serialises Refresh
 	queues map[string]bool // queues seen so far; their absent states are reported as 0
+
+	backlogWarned bool // the last count was over a warning threshold (guarded by mu)
+
+	backlogMu sync.RWMutex // guards backlog, read by Backlog on hot paths
+	backlog   Backlog
 }
 
 // New creates the collectors and registers them on cfg.Registerer.
@@ -105,6 +134,14 @@ func New(cfg Config) (*Metrics, error) {
 		outboxDead: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "jobsd_outbox_dead",
 			Help: "Outbox events that exhausted their attempts (replay with `jobsd outbox replay`).",
+		}),
+		backlogJobs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobsd_jobs_backlog",
+			Help: "Jobs waiting to run now (available, plus retryable and scheduled whose time has come), from the periodic count; capped at 1e6.",
+		}),
+		backlogOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jobsd_jobs_backlog_oldest_age_seconds",
+			Help: "How long the oldest job waiting to run has waited since its scheduled_at (0 when none waits): the workers' lag.",
 		}),
 		refreshErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "jobsd_metrics_refresh_errors_total",
@@ -134,7 +171,7 @@ func New(cfg Config) (*Metrics, error) {
 		queues: map[string]bool{},
 	}
 	for _, c := range []prometheus.Collector{
-		m.jobs, m.outboxPending, m.outboxOldest, m.outboxDead, m.refreshErrors,
+		m.jobs, m.outboxPending, m.outboxOldest, m.outboxDead, m.backlogJobs, m.backlogOldest, m.refreshErrors,
 		m.jobDuration, m.jobCompleted, m.jobFailed, m.jobDiscarded, m.jobCancelled,
 	} {
 		if err := cfg.Registerer.Register(c); err != nil {

@@ -15,7 +15,8 @@ var (
 	metricsOutboxSQL = jsql.Statement("metrics_outbox")
 )
 
-// Refresh counts jobs and outbox events once and updates the gauges. Every
+// Refresh counts jobs, the job backlog and outbox events once and updates the
+// gauges; it logs a crossing of the backlog warning threshold. Every
 // state of every queue seen so far is reported, at 0 when it has no jobs, so
 // that a drained state drops to 0 instead of keeping its last value.
 func (m *Metrics) Refresh(ctx context.Context) error {
@@ -52,6 +53,9 @@ func (m *Metrics) Refresh(ctx context.Context) error {
 	if err := br.QueryRow().Scan(&pending, &oldest, &dead); err != nil {
 		return fmt.Errorf("count outbox events: %w", err)
 	}
+	if err := br.Close(); err != nil { // frees the connection before the backlog's count
+		return fmt.Errorf("count outbox events: %w", err)
+	}
 
 	for queue := range m.queues {
 		for _, state := range rivertype.JobStates() {
@@ -61,5 +65,5 @@ func (m *Metrics) Refresh(ctx context.Context) error {
 	m.outboxPending.Set(float64(pending))
 	m.outboxOldest.Set(oldest)
 	m.outboxDead.Set(float64(dead))
-	return nil
+	return m.refreshBacklog(ctx)
 }

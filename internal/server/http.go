@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
+	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/signup"
 )
 
@@ -14,13 +18,17 @@ import (
 //
 //	POST /signup   {"email","name"} -> 201 with the user id, job ids and event
 //	               id; 400 malformed or invalid, 408 body too slow, 409
-//	               duplicate email, 413 body over MaxSignupBody, 500
+//	               duplicate email, 413 body over MaxSignupBody, 500; 503
+//	               with Retry-After while the job backlog is above
+//	               Config.MaxBacklog
 //	GET  /readyz   200 when the process can take signups (the database
 //	               answers), 503 otherwise and from the moment a stop
 //	               begins ({"status": "stopping"}, see
 //	               Config.ReadinessGrace); the body also reports the broker
 //	               ("connected", "blocked" or "disconnected"), which never
-//	               makes it 503: the outbox absorbs a broker outage
+//	               makes it 503: the outbox absorbs a broker outage, and the
+//	               job backlog and its oldest job's age (never 503 either:
+//	               "signups" says whether MaxBacklog refuses them)
 //	GET  /healthz  200 while the process runs
 //	GET  /metrics  Prometheus metrics (basic auth when UIUser is set)
 //	     /riverui/ River UI (basic auth when UIUser is set)
@@ -36,6 +44,13 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
+	if b := s.ops.metrics.Backlog(); s.overBacklog(b) {
+		s.ops.refused.Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(s.retryAfter()))
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf(
+			"overloaded: %d jobs wait to run (more than --max-backlog %d); retry later", b.Jobs, s.cfg.MaxBacklog))
+		return
+	}
 	req, reqErr := decodeSignup(http.MaxBytesReader(w, r.Body, MaxSignupBody))
 	if reqErr != nil {
 		if reqErr.status != http.StatusBadRequest {
@@ -65,7 +80,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"database": "ok"}
+	checks := map[string]any{"database": "ok"}
 	status := http.StatusOK
 	if err := s.pool.Ping(ctx); err != nil {
 		checks["database"] = "unreachable"
@@ -74,7 +89,37 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	if s.relay != nil {
 		checks["broker"] = brokerState(s.relay.BrokerConnected(), s.relay.BrokerBlocked())
 	}
+	if b := s.ops.metrics.Backlog(); b.Known() {
+		checks["backlog"] = b.Jobs
+		checks["backlog_oldest_age_seconds"] = math.Round(b.OldestAge.Seconds()*1000) / 1000
+		if s.cfg.MaxBacklog > 0 {
+			checks["signups"] = "accepted"
+			if s.overBacklog(b) {
+				checks["signups"] = "refused (backlog above --max-backlog)"
+			}
+		}
+	}
 	writeJSON(w, status, checks)
+}
+
+// overBacklog reports whether signups are refused: MaxBacklog is set and the
+// last count of the backlog is above it.
+func (s *Server) overBacklog(b metrics.Backlog) bool {
+	return s.cfg.MaxBacklog > 0 && b.Jobs > s.cfg.MaxBacklog
+}
+
+// retryAfter is the Retry-After of a refused signup, in whole seconds: the
+// next count of the backlog, at least a second.
+func (s *Server) retryAfter() int {
+	return max(1, int(math.Ceil(s.metricsInterval().Seconds())))
+}
+
+// metricsInterval is how often the backlog is counted.
+func (s *Server) metricsInterval() time.Duration {
+	if s.cfg.MetricsInterval > 0 {
+		return s.cfg.MetricsInterval
+	}
+	return metrics.IntervalDefault
 }
 
 // brokerState is the relay's broker as /readyz reports it. It is information

@@ -24,6 +24,7 @@ const RiverUIPrefix = "/riverui"
 // ops is what operators look at: the metrics and River UI.
 type ops struct {
 	metrics *metrics.Metrics
+	refused prometheus.Counter // signups refused over MaxBacklog
 	events  <-chan *river.Event
 	ui      *riverui.Handler
 }
@@ -76,9 +77,19 @@ func (s *Server) initOps() error {
 		Registerer: s.cfg.Registry,
 		Interval:   s.cfg.MetricsInterval,
 		Logger:     s.cfg.Logger,
+
+		BacklogWarn:    s.cfg.BacklogWarn,
+		BacklogWarnAge: s.cfg.BacklogWarnAge,
 	})
 	if err != nil {
 		return err
+	}
+	refused := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "jobsd_signups_refused_total",
+		Help: "POST /signup answered 503 because the job backlog was above --max-backlog.",
+	})
+	if err := s.cfg.Registry.Register(refused); err != nil {
+		return fmt.Errorf("metrics: register: %w", err)
 	}
 	events, _ := s.river.Subscribe(metrics.RiverEventKinds...)
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
@@ -89,7 +100,7 @@ func (s *Server) initOps() error {
 	if err != nil {
 		return fmt.Errorf("river UI: %w", err)
 	}
-	s.ops = ops{metrics: m, events: events, ui: ui}
+	s.ops = ops{metrics: m, refused: refused, events: events, ui: ui}
 	return nil
 }
 

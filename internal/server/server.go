@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/jobs"
 	"github.com/jobsd/jobsd/relay"
 	"github.com/jobsd/jobsd/signup"
@@ -138,6 +139,23 @@ type Config struct {
 	// serve flag accepts only positive values).
 	MetricsInterval time.Duration
 
+	// MaxBacklog, when positive, makes POST /signup answer 503 with a
+	// Retry-After header while the job backlog (jobs waiting to run now; see
+	// metrics.Backlog) is above it, instead of growing it further. The check
+	// reads the last periodic count, so the limit is approximate: it lags by
+	// up to MetricsInterval and several processes may each let a few more
+	// signups in. Default 0: no limit. At most metrics.BacklogCountCap; it
+	// needs the periodic count (MetricsInterval not -1).
+	MaxBacklog int64
+
+	// BacklogWarn and BacklogWarnAge are the job backlog and the age of its
+	// oldest job from which a warning is logged, once per crossing (and an
+	// Info line when it falls back below). Defaults
+	// metrics.BacklogWarnDefault and metrics.BacklogWarnAgeDefault; -1
+	// disables either.
+	BacklogWarn    int64
+	BacklogWarnAge time.Duration
+
 	// UIUser and UIPassword, when set, protect River UI (/riverui/) and
 	// /metrics with HTTP basic auth. Set both or neither. They are required
 	// when HTTPAddr is not a loopback address. Default: unset (no auth).
@@ -191,6 +209,14 @@ func (c Config) validate() error {
 		return fmt.Errorf("rescue-after (%v) must not be shorter than job-timeout (%v)", c.RescueAfter, c.JobTimeout)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("shutdown timeout must be positive, got %v", c.ShutdownTimeout)
+	case c.MaxBacklog < 0 || c.MaxBacklog > metrics.BacklogCountCap:
+		return fmt.Errorf("max backlog must be between 0 (no limit) and %d, got %d", metrics.BacklogCountCap, c.MaxBacklog)
+	case c.MaxBacklog > 0 && c.MetricsInterval < 0:
+		return errors.New("max backlog needs the periodic count (metrics interval -1 disables it)")
+	case c.BacklogWarn < -1 || c.BacklogWarn > metrics.BacklogCountCap:
+		return fmt.Errorf("backlog warning must be between 1 and %d jobs (-1 disables it), got %d", metrics.BacklogCountCap, c.BacklogWarn)
+	case c.BacklogWarnAge < -1:
+		return fmt.Errorf("backlog warning age must be positive (-1 disables it), got %v", c.BacklogWarnAge)
 	}
 	if err := c.validateOps(); err != nil {
 		return err

@@ -49,6 +49,11 @@ func TestNewRejectsInvalidConfig(t *testing.T) {
 		{"negative rescue", server.Config{RescueAfter: -time.Second}, "must not be negative"},
 		{"rescue shorter than timeout", server.Config{RescueAfter: time.Second, JobTimeout: 2 * time.Second},
 			"rescue-after (1s) must not be shorter than job-timeout (2s)"},
+		{"negative max backlog", server.Config{MaxBacklog: -1}, "max backlog must be between 0 (no limit) and 1000000, got -1"},
+		{"max backlog over the count's cap", server.Config{MaxBacklog: 1_000_001}, "max backlog must be between 0 (no limit) and 1000000"},
+		{"max backlog without the count", server.Config{MaxBacklog: 5, MetricsInterval: -1}, "max backlog needs the periodic count"},
+		{"bad backlog warning", server.Config{BacklogWarn: -5}, "backlog warning must be between 1 and 1000000 jobs"},
+		{"bad backlog warning age", server.Config{BacklogWarnAge: -5}, "backlog warning age must be positive"},
 		{"bad faults", server.Config{Jobs: jobs.Config{Faults: jobs.Faults{FailRate: 2}}}, "fail rate 2 is not between 0 and 1"},
 	}
 	for _, tt := range tests {
