@@ -257,9 +257,9 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 		}()
 	}
 
-	c.readyOne.Do(func() { close(c.ready) })
 	c.connected.Store(true)
 	defer c.connected.Store(false)
+	c.readyOne.Do(func() { close(c.ready) })
 
 	select {
 	case <-ctx.Done():
