@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -125,4 +126,18 @@ func TestConsumeHTTPAddrInvalid(t *testing.T) {
 		"consume", "--queue", "q", "--http-addr", "localhost")
 	require.Equal(t, exitUsage, res.Code, res.Stderr)
 	require.Contains(t, res.Stderr, `jobsd: --http-addr "localhost": want host:port, a port, or - to disable`)
+}
+
+// TestConsumeHTTPPortInUse: an address already taken is a clear error, exit 1.
+func TestConsumeHTTPPortInUse(t *testing.T) {
+	t.Parallel()
+	db, b := testdb.New(t), testbroker.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = ln.Close() })
+	res := testbin.Run(t, []string{"DATABASE_URL=" + db.URL, "AMQP_URL=" + b.URL},
+		"consume", "--queue", b.Name("q"), "--exchange", b.Name("x"), "--http-addr", ln.Addr().String())
+	require.Equal(t, exitFailure, res.Code, res.Stderr)
+	require.Contains(t, res.Stderr, "listen on "+ln.Addr().String())
+	require.Contains(t, res.Stderr, "use --http-addr")
 }
