@@ -141,10 +141,12 @@ type Config struct {
 
 	// Registerer, if set, gets the counter
 	// jobsd_consumer_messages_total{queue, result}, result being processed,
-	// duplicate, rejected or requeued, and the counter
+	// duplicate, rejected or requeued, the counter
 	// jobsd_consumer_retries_total{queue, reason}, reason being database or
-	// handler. Several Consumers may share one Registerer. Default nil: no
-	// metrics (Stats still counts).
+	// handler (every label value exists at 0 from New on), and the
+	// histograms jobsd_consumer_batch_duration_seconds{queue} and
+	// jobsd_consumer_lag_seconds{queue}. Several Consumers may share one
+	// Registerer. Default nil: no metrics (Stats still counts).
 	Registerer prometheus.Registerer
 }
 

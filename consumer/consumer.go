@@ -35,6 +35,11 @@ type Consumer struct {
 	readyOne sync.Once
 	// limitWarning logs once that the queue lacks x-delivery-limit.
 	limitWarning sync.Once
+	// connected is true while a session consumes (see Health).
+	connected atomic.Bool
+	// databaseFailing is true when the last batch transaction failed with a
+	// database error (see Health).
+	databaseFailing atomic.Bool
 }
 
 // New checks cfg and returns a Consumer on pool and the broker at amqpURL. It
@@ -252,6 +257,8 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 		}()
 	}
 
+	c.connected.Store(true)
+	defer c.connected.Store(false)
 	c.readyOne.Do(func() { close(c.ready) })
 
 	select {

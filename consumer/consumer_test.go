@@ -276,6 +276,7 @@ func TestDatabaseDown(t *testing.T) {
 	cfg.Prefetch, cfg.BatchSize, cfg.Concurrency = 20, 10, 1
 	cfg.Handler = redeliveries(consumer.AnalyticsHandler, &redelivered)
 	c := start(t, pool, b.broker.URL, cfg)
+	require.Equal(t, consumer.Health{Broker: true, Database: true}, c.Health(), "no transaction needed yet")
 
 	restore := dbOutage(t, pool.Config().ConnConfig.Database)
 	msgs := events(50)
@@ -283,6 +284,8 @@ func TestDatabaseDown(t *testing.T) {
 	eventually(t, "more than 20 retries while the database is down", func() bool { return c.Stats().DatabaseRetries > 25 })
 	s := c.Stats()
 	require.Zero(t, s.Processed)
+	require.Equal(t, consumer.Health{Broker: true, Database: false}, c.Health(), "the last transaction failed")
+	require.False(t, c.Health().Ready())
 	require.Zero(t, s.Requeued, "nothing nacked with requeue")
 	require.Zero(t, s.Rejected)
 	require.Empty(t, drainDead(t, b.broker, b.queue), "nothing dead-lettered")
@@ -291,7 +294,9 @@ func TestDatabaseDown(t *testing.T) {
 
 	restore()
 	eventually(t, "all processed after the database is back", func() bool { return c.Stats().Processed == 50 })
+	require.True(t, c.Health().Ready(), "the last transaction succeeded")
 	c.stop(t)
+	require.False(t, c.Health().Broker, "stopped")
 	s = c.Stats()
 	require.Zero(t, s.Requeued)
 	require.Zero(t, s.Rejected)
@@ -392,6 +397,15 @@ func TestCompetingConsumers(t *testing.T) {
 	families, err := reg.Gather()
 	require.NoError(t, err)
 	for _, f := range families {
+		switch f.GetName() {
+		case "jobsd_consumer_lag_seconds":
+			// One histogram shared by both consumers: every applied message.
+			require.Len(t, f.GetMetric(), 1)
+			require.EqualValues(t, 1100, f.GetMetric()[0].GetHistogram().GetSampleCount())
+		case "jobsd_consumer_batch_duration_seconds":
+			require.Len(t, f.GetMetric(), 1)
+			require.NotZero(t, f.GetMetric()[0].GetHistogram().GetSampleCount())
+		}
 		if f.GetName() != "jobsd_consumer_messages_total" {
 			continue
 		}

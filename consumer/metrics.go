@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,6 +43,7 @@ type counters struct {
 	// Prometheus children; nil without a Registerer.
 	mProcessed, mDuplicates, mRejected, mRequeued prometheus.Counter
 	mDBRetries, mHandlerRetries                   prometheus.Counter
+	mBatchDuration, mLag                          prometheus.Observer
 }
 
 // retried counts one failed transaction that is retried in the process.
@@ -72,8 +74,26 @@ func (s *counters) add(processed, duplicates, rejected, requeued int) {
 	inc(requeued, &s.requeued, s.mRequeued)
 }
 
-// register registers (or reuses, when another Consumer did) the messages
-// counter and binds this consumer's queue label.
+// batchDone records the duration of a committed batch transaction and the
+// lag of its messages: now minus their AMQP timestamp (which has whole
+// seconds; messages without one are not observed).
+func (s *counters) batchDone(took time.Duration, msgs []Delivery) {
+	if s.mBatchDuration == nil {
+		return
+	}
+	s.mBatchDuration.Observe(took.Seconds())
+	now := time.Now()
+	for _, m := range msgs {
+		if !m.Timestamp.IsZero() {
+			s.mLag.Observe(max(now.Sub(m.Timestamp).Seconds(), 0))
+		}
+	}
+}
+
+// register registers (or reuses, when another Consumer did) the consumer's
+// collectors and binds this consumer's queue label. Every labelled child
+// exists from the start, at 0, so that rate() and increase() work before the
+// first message of each kind.
 func (s *counters) register(reg prometheus.Registerer, queue string) error {
 	if reg == nil {
 		return nil
@@ -93,6 +113,25 @@ func (s *counters) register(reg prometheus.Registerer, queue string) error {
 	if err != nil {
 		return err
 	}
+	batch, err := registerVec(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "jobsd_consumer_batch_duration_seconds",
+		Help:    "Duration of the consumer's committed batch transactions (inbox insert, handler, commit), by queue.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"queue"}))
+	if err != nil {
+		return err
+	}
+	lag, err := registerVec(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "jobsd_consumer_lag_seconds",
+		Help: "Time from a message's AMQP timestamp (the outbox event's creation, whole seconds) " +
+			"to the commit of its effect, by queue.",
+		Buckets: []float64{.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 * 3600},
+	}, []string{"queue"}))
+	if err != nil {
+		return err
+	}
+	s.mBatchDuration = batch.WithLabelValues(queue)
+	s.mLag = lag.WithLabelValues(queue)
 	s.mDBRetries = retries.WithLabelValues(queue, "database")
 	s.mHandlerRetries = retries.WithLabelValues(queue, "handler")
 	s.mProcessed = vec.WithLabelValues(queue, "processed")
@@ -104,18 +143,18 @@ func (s *counters) register(reg prometheus.Registerer, queue string) error {
 
 // registerVec registers vec, or returns the identical collector another
 // Consumer registered.
-func registerVec(reg prometheus.Registerer, vec *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+func registerVec[V prometheus.Collector](reg prometheus.Registerer, vec V) (V, error) {
 	err := reg.Register(vec)
 	if err == nil {
 		return vec, nil
 	}
 	var already prometheus.AlreadyRegisteredError
 	if !errors.As(err, &already) {
-		return nil, err
+		return vec, err
 	}
-	existing, ok := already.ExistingCollector.(*prometheus.CounterVec)
+	existing, ok := already.ExistingCollector.(V)
 	if !ok {
-		return nil, err
+		return vec, err
 	}
 	return existing, nil
 }

@@ -134,6 +134,7 @@ func (w *worker) applyHolding(ctx context.Context, msgs []Delivery) (int, error)
 	var loggedStep time.Duration
 	for attempt := 0; ; attempt++ {
 		fresh, err := w.c.apply(ctx, msgs)
+		w.c.databaseFailing.Store(err != nil && isDatabaseError(err))
 		if err == nil || !isDatabaseError(err) {
 			if attempt > 0 {
 				w.c.log.Info("database is back, applied the held messages", "messages", len(msgs),
@@ -255,6 +256,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []Delivery) (int, error) {
 	slices.Sort(ids) // one lock order for concurrent batches
 	ids = slices.Compact(ids)
 
+	start := time.Now()
 	tx, err := c.pool.Begin(txCtx)
 	if err != nil {
 		return 0, &dbError{op: "begin", err: err}
@@ -284,6 +286,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []Delivery) (int, error) {
 	if err := tx.Commit(txCtx); err != nil {
 		return 0, fmt.Errorf("commit: %w", err)
 	}
+	c.stats.batchDone(time.Since(start), msgs)
 	return len(fresh), nil
 }
 

@@ -15,6 +15,9 @@ type Config struct {
 	Faults Faults
 }
 
+// Kinds returns the job kinds AddWorkers registers.
+func Kinds() []string { return []string{CreateProfileArgs{}.Kind()} }
+
 // AddWorkers registers every jobsd worker with workers.
 func AddWorkers(workers *river.Workers, pool *pgxpool.Pool, cfg Config) {
 	river.AddWorker(workers, &ProfileWorker{pool: pool, faults: cfg.Faults})

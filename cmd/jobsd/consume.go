@@ -20,7 +20,7 @@ func consumeCommand() *cli.Command {
 		Name:  "consume",
 		Usage: "run an analytics consumer on queue Q until SIGINT/SIGTERM",
 		UsageText: "jobsd consume --queue Q [--exchange X] [--prefetch N] [--batch-size N] [--concurrency N]\n" +
-			"   [--max-attempts N] [--delivery-limit N] [--inbox-retention D]",
+			"   [--max-attempts N] [--delivery-limit N] [--inbox-retention D] [--http-addr ADDR]",
 		Description: "Declares the durable fanout exchange, a durable quorum queue Q bound to it and the\n" +
 			"dead-letter exchange Q.dlx with queue Q.dead. Each batch of messages is recorded in\n" +
 			"consumer_inbox and counted in analytics_counts in one transaction, then acked: a\n" +
@@ -32,6 +32,8 @@ func consumeCommand() *cli.Command {
 			"whose delivery limit would dead-letter them). A message whose effect keeps failing\n" +
 			"goes to Q.dead after --max-attempts. Inbox rows older than --inbox-retention are\n" +
 			"deleted in the background. SIGINT/SIGTERM finishes the messages in hand and exits 0.\n\n" +
+			"With --http-addr it serves GET /metrics (jobsd_consumer_*), /healthz and /readyz (503 while\n" +
+			"the broker connection is down or the last database transaction failed).\n\n" +
 			"Examples:\n   jobsd consume --queue analytics.counts\n   JOBSD_QUEUE=analytics.counts jobsd consume --prefetch 500",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_QUEUE"},
@@ -54,6 +56,7 @@ func consumeCommand() *cli.Command {
 				Usage: "delete consumer_inbox rows of Q older than this; must exceed any redelivery delay; negative keeps them"},
 			&cli.DurationFlag{Name: "progress-interval", EnvVars: []string{"JOBSD_PROGRESS_INTERVAL"}, Value: progressIntervalDefault,
 				Usage: "how often to log progress when something changed; 0 disables"},
+			consumeHTTPFlag(),
 		},
 		Action: func(c *cli.Context) error {
 			if c.String("queue") == "" {
@@ -75,6 +78,10 @@ func consumeCommand() *cli.Command {
 			case c.Duration("progress-interval") < 0:
 				return usagef("--progress-interval must not be negative")
 			}
+			obs, err := newConsumeHTTP(c.String("http-addr"))
+			if err != nil {
+				return usagef("%v", err)
+			}
 			cfg := consumer.Config{
 				Queue:          c.String("queue"),
 				Exchange:       c.String("exchange"),
@@ -86,6 +93,7 @@ func consumeCommand() *cli.Command {
 				DeliveryLimit:  c.Int("delivery-limit"),
 				InboxRetention: c.Duration("inbox-retention"),
 				Logger:         slog.Default(),
+				Registerer:     obs.registerer(),
 			}
 			pool, err := openPool(c)
 			if err != nil {
@@ -103,6 +111,10 @@ func consumeCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			if err := obs.start(ctx, cons); err != nil {
+				return err
+			}
+			defer obs.stop()
 			var wg sync.WaitGroup
 			progressCtx, stopProgress := context.WithCancel(ctx)
 			wg.Go(func() { logProgress(progressCtx, cons, cfg.Queue, c.Duration("progress-interval")) })

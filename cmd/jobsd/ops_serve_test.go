@@ -48,6 +48,8 @@ func TestServeMetrics(t *testing.T) {
 	require.Regexp(t, `(?m)^jobsd_jobs_backlog_oldest_age_seconds [0-9.e+-]+$`, body)
 	require.Regexp(t, `(?m)^# TYPE jobsd_job_duration_seconds histogram$`, body)
 	require.Contains(t, body, "go_goroutines")
+	require.Contains(t, body, `jobsd_jobs_failed_total{kind="create_profile"} 0`, "exists before the first failure")
+	require.Regexp(t, `(?m)^jobsd_build_info\{commit="[^"]+",go_version="go[^"]+",version="[^"]+"\} 1$`, body)
 }
 
 // TestServeFailedJobMetrics: failed attempts are counted by kind.

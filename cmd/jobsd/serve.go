@@ -173,6 +173,7 @@ func serveCommand() *cli.Command {
 				pool.Close()
 				return usagef("%v", err)
 			}
+			srv.Registry().MustRegister(buildInfo())
 			ctx, stop := stopContext(c.Context, slog.Default())
 			defer stop()
 			err = srv.Run(ctx)

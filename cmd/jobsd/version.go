@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 )
 
@@ -78,4 +79,23 @@ func versionCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// buildInfo is the gauge jobsd_build_info{version,commit,go_version} = 1 that
+// serve and consume export, so that dashboards can tell which build runs.
+func buildInfo() prometheus.Collector {
+	v := readVersion()
+	commit := v.Commit
+	if commit == "" {
+		commit = "unknown"
+	} else if v.Modified {
+		commit += "+dirty"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "jobsd_build_info",
+		Help:        "Always 1; the labels name the running build (module version, VCS commit, Go version).",
+		ConstLabels: prometheus.Labels{"version": v.Version, "commit": commit, "go_version": v.Go},
+	})
+	g.Set(1)
+	return g
 }

@@ -50,6 +50,12 @@ type Config struct {
 	// BacklogWarnAge is the age of the oldest waiting job from which the same
 	// warning is logged. Default BacklogWarnAgeDefault; -1 disables it.
 	BacklogWarnAge time.Duration
+
+	// Kinds are the job kinds whose outcome counters (jobsd_jobs_*_total)
+	// exist at 0 from New on, so that rate() works before their first
+	// outcome. Other kinds appear when they first complete, fail or are
+	// cancelled. Default none.
+	Kinds []string
 }
 
 func (c Config) withDefaults() Config {
@@ -169,6 +175,11 @@ func New(cfg Config) (*Metrics, error) {
 			Help: "Jobs cancelled while or after running in this process, by kind.",
 		}, []string{"kind"}),
 		queues: map[string]bool{},
+	}
+	for _, kind := range cfg.Kinds {
+		for _, vec := range []*prometheus.CounterVec{m.jobCompleted, m.jobFailed, m.jobDiscarded, m.jobCancelled} {
+			vec.WithLabelValues(kind)
+		}
 	}
 	for _, c := range []prometheus.Collector{
 		m.jobs, m.outboxPending, m.outboxOldest, m.outboxDead, m.backlogJobs, m.backlogOldest, m.refreshErrors,

@@ -154,3 +154,29 @@ func TestConfigValidation(t *testing.T) {
 	_, err = New(Config{Pool: db.Pool, Registerer: reg})
 	require.ErrorContains(t, err, "register", "a second set of the same metrics on one registry")
 }
+
+// TestKindsStartAtZero: the outcome counters of the configured kinds exist at
+// 0 before any job ran, so that rate() works from the first scrape.
+func TestKindsStartAtZero(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	reg := prometheus.NewRegistry()
+	_, err := New(Config{Pool: db.Pool, Registerer: reg, Interval: -1, Kinds: []string{"create_profile"}})
+	require.NoError(t, err)
+	for _, name := range []string{"jobsd_jobs_completed_total", "jobsd_jobs_failed_total", "jobsd_jobs_discarded_total", "jobsd_jobs_cancelled_total"} {
+		families, err := reg.Gather()
+		require.NoError(t, err)
+		var found bool
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+			found = true
+			require.Len(t, f.GetMetric(), 1, name)
+			m := f.GetMetric()[0]
+			require.Equal(t, "create_profile", m.GetLabel()[0].GetValue(), name)
+			require.Zero(t, m.GetCounter().GetValue(), name)
+		}
+		require.True(t, found, "%s is exported at 0", name)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"riverqueue.com/riverui"
 
 	"github.com/jobsd/jobsd/internal/metrics"
+	"github.com/jobsd/jobsd/jobs"
 )
 
 // RiverUIPrefix is where River UI is mounted.
@@ -77,6 +78,7 @@ func (s *Server) initOps() error {
 		Registerer: s.cfg.Registry,
 		Interval:   s.cfg.MetricsInterval,
 		Logger:     s.cfg.Logger,
+		Kinds:      jobs.Kinds(),
 
 		BacklogWarn:    s.cfg.BacklogWarn,
 		BacklogWarnAge: s.cfg.BacklogWarnAge,
