@@ -35,6 +35,12 @@ type Consumer struct {
 	readyOne sync.Once
 	// limitWarning logs once that the queue lacks x-delivery-limit.
 	limitWarning sync.Once
+	// exchangeWarning logs once that the exchange is not of the configured
+	// type, or that it ignores the binding keys.
+	exchangeWarning sync.Once
+	// foundKind is the exchange's type when it turned out to differ from
+	// the configured one: later connections declare it as it is.
+	foundKind atomic.Value
 }
 
 // New checks cfg and returns a Consumer on pool and the broker at amqpURL. It
@@ -156,7 +162,7 @@ func (c *Consumer) connect() (*amqp.Connection, error) {
 		return nil, fmt.Errorf("consumer: cannot reach RabbitMQ at %s: %v (is it running? check --amqp-url / AMQP_URL)",
 			database.Redact(c.amqpURL), err)
 	}
-	if err := declare(conn, c.cfg, c.logMissingLimit); err != nil {
+	if err := c.declare(conn); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("consumer: %w", err)
 	}

@@ -26,6 +26,8 @@ type Relay struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	exchange exchange // the type the exchange turned out to have
+
 	running   atomic.Bool
 	connected atomic.Bool
 	blocked   atomic.Bool  // the broker sent connection.blocked (resource alarm)
