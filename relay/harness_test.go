@@ -88,6 +88,7 @@ func (h *harness) consume(queue string) {
 func (h *harness) config() Config {
 	return Config{
 		Exchange:     h.exchange,
+		ExchangeType: ExchangeFanout, // as setup declares it
 		PollInterval: 100 * time.Millisecond,
 		Lease:        5 * time.Second,
 		RetryBackoff: 20 * time.Millisecond,
