@@ -105,7 +105,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange,
+	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange, "exchange_type", c.cfg.ExchangeType, "binding_keys", c.cfg.BindingKeys,
 		"prefetch", c.cfg.Prefetch, "batch_size", c.cfg.BatchSize, "concurrency", c.cfg.Concurrency,
 		"max_attempts", c.cfg.MaxAttempts, "delivery_limit", c.cfg.DeliveryLimit, "inbox_retention", c.cfg.InboxRetention)
 	if c.cfg.InboxRetention > 0 {
