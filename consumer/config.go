@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,12 @@ import (
 const (
 	// ExchangeDefault is the relay's exchange.
 	ExchangeDefault = "analytics"
+
+	// ExchangeTypeDefault is the relay's default exchange type.
+	ExchangeTypeDefault = ExchangeTopic
+
+	// BindingKeyAll is the default binding key: every topic.
+	BindingKeyAll = "#"
 
 	// PrefetchDefault is how many unacked messages the broker may push to each
 	// of the consumer's channels. See BenchmarkConsumer for the measurement
@@ -61,9 +68,23 @@ type Config struct {
 	// queue) receive the rejected messages. Required.
 	Queue string
 
-	// Exchange is the durable fanout exchange the relay publishes to. Default
+	// Exchange is the durable exchange the relay publishes to. Default
 	// ExchangeDefault.
 	Exchange string
+
+	// ExchangeType is the type Exchange is declared with, as the relay does:
+	// ExchangeTopic or ExchangeFanout. An exchange that already exists with
+	// another type (every exchange an older jobsd declared is fanout) is used
+	// as it is, and the consumer logs it once. Default ExchangeTypeDefault.
+	ExchangeType string
+
+	// BindingKeys are the keys Queue is bound to Exchange with: on a topic
+	// exchange the queue gets the events whose topic matches one of them
+	// ("user.*" matches one word after "user.", "order.#" any number,
+	// "#" everything). A fanout exchange ignores them. Bindings are only
+	// added, never removed: a key dropped later stays bound until removed on
+	// the broker. Default [BindingKeyAll].
+	BindingKeys []string
 
 	// Prefetch is the AMQP QoS prefetch count of each channel: how many
 	// messages the broker may send before they are acked. With Concurrency
@@ -155,6 +176,14 @@ func (c Config) WithDefaults() Config {
 	if c.Exchange == "" {
 		c.Exchange = ExchangeDefault
 	}
+	if c.ExchangeType == "" {
+		c.ExchangeType = ExchangeTypeDefault
+	}
+	if len(c.BindingKeys) == 0 {
+		c.BindingKeys = []string{BindingKeyAll}
+	} else {
+		c.BindingKeys = slices.Clone(c.BindingKeys)
+	}
 	if c.Prefetch == 0 {
 		c.Prefetch = PrefetchDefault
 	}
@@ -204,6 +233,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("consumer: Queue %q starts with \"amq.\", which RabbitMQ reserves", c.Queue)
 	case strings.HasPrefix(c.Exchange, "amq."):
 		return fmt.Errorf("consumer: Exchange %q starts with \"amq.\", which RabbitMQ reserves", c.Exchange)
+	case c.ExchangeType != ExchangeTopic && c.ExchangeType != ExchangeFanout:
+		return fmt.Errorf("consumer: ExchangeType must be %q or %q, got %q", ExchangeTopic, ExchangeFanout, c.ExchangeType)
 	case c.Prefetch < 1 || c.Prefetch > 65535:
 		return fmt.Errorf("consumer: Prefetch must be between 1 and 65535, got %d", c.Prefetch)
 	case c.BatchSize < 1 || c.BatchSize > c.Prefetch:
@@ -218,6 +249,11 @@ func (c Config) validate() error {
 		return fmt.Errorf("consumer: DeliveryLimit must be positive, or -1 for the broker's default, got %d", c.DeliveryLimit)
 	case c.TxTimeout < 0:
 		return fmt.Errorf("consumer: TxTimeout must not be negative, got %v", c.TxTimeout)
+	}
+	for _, k := range c.BindingKeys {
+		if len(k) > 255 {
+			return fmt.Errorf("consumer: binding key %.20q... is %d bytes long, at most 255 are allowed", k, len(k))
+		}
 	}
 	return nil
 }

@@ -40,6 +40,12 @@ type Consumer struct {
 	// databaseFailing is true when the last batch transaction failed with a
 	// database error (see Health).
 	databaseFailing atomic.Bool
+	// exchangeWarning logs once that the exchange is not of the configured
+	// type, or that it ignores the binding keys.
+	exchangeWarning sync.Once
+	// foundKind is the exchange's type when it turned out to differ from
+	// the configured one: later connections declare it as it is.
+	foundKind atomic.Value
 }
 
 // New checks cfg and returns a Consumer on pool and the broker at amqpURL. It
@@ -104,7 +110,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange,
+	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange, "exchange_type", c.cfg.ExchangeType, "binding_keys", c.cfg.BindingKeys,
 		"prefetch", c.cfg.Prefetch, "batch_size", c.cfg.BatchSize, "concurrency", c.cfg.Concurrency,
 		"max_attempts", c.cfg.MaxAttempts, "delivery_limit", c.cfg.DeliveryLimit, "inbox_retention", c.cfg.InboxRetention)
 	if c.cfg.InboxRetention > 0 {
@@ -161,7 +167,7 @@ func (c *Consumer) connect() (*amqp.Connection, error) {
 		return nil, fmt.Errorf("consumer: cannot reach RabbitMQ at %s: %v (is it running? check --amqp-url / AMQP_URL)",
 			database.Redact(c.amqpURL), err)
 	}
-	if err := declare(conn, c.cfg, c.logMissingLimit); err != nil {
+	if err := c.declare(conn); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("consumer: %w", err)
 	}

@@ -2,8 +2,9 @@
 // relay publishes to RabbitMQ and applies each one's effect exactly once,
 // although RabbitMQ delivers at least once.
 //
-// A Consumer declares its topology (the relay's durable fanout exchange, a
-// durable quorum queue bound to it, and a dead-letter exchange and queue),
+// A Consumer declares its topology (the relay's durable exchange, a durable
+// quorum queue bound to it with BindingKeys, and a dead-letter exchange and
+// queue),
 // consumes with manual acks and a prefetch, and handles deliveries in batches:
 // for each batch it runs one Postgres transaction that records every message
 // id in consumer_inbox (primary key (queue, message_id), message_id a uuid)
@@ -44,6 +45,19 @@
 // delivery per consumer_timeout). A queue declared by an older jobsd, without
 // the argument, cannot take it (PRECONDITION_FAILED): the consumer uses it as
 // it is and logs the rabbitmqctl set_policy command that sets the limit.
+//
+// # Routing
+//
+// The relay publishes each event with its topic as routing key. On a topic
+// exchange (ExchangeType's default) the queue gets the events whose topic
+// matches one of BindingKeys ("user.*": one word after "user."; "order.#":
+// any number; "#", the default: all), so consumer groups can split the
+// topics; a fanout exchange gives every queue everything and ignores the
+// keys. Bindings are only added: a key dropped from BindingKeys stays bound
+// until it is removed on the broker. An exchange that exists with another
+// type than ExchangeType (declared fanout by an older jobsd) cannot be
+// redeclared; the consumer uses it as it is and logs it once: as a warning
+// when that makes it ignore binding keys other than "#".
 //
 // # Inbox retention
 //

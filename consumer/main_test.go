@@ -134,7 +134,7 @@ func publish(t *testing.T, b *testbroker.Broker, exchange string, msgs ...amqp.P
 	defer cancel()
 	confirms := make([]*amqp.DeferredConfirmation, 0, len(msgs))
 	for _, m := range msgs {
-		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, "", false, false, m)
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, exchange, m.Type, false, false, m) // routing key = topic, as the relay
 		require.NoError(t, err)
 		confirms = append(confirms, dc)
 	}

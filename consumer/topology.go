@@ -22,7 +22,15 @@ func DeadLetterQueue(queue string) string { return queue + ".dead" }
 // arguments fails with a PRECONDITION_FAILED error, reported with a hint. The
 // one exception is a queue declared without x-delivery-limit (by a jobsd
 // older than the argument): it is used as it is, and warnLimit is called.
-func declare(conn *amqp.Connection, cfg Config, warnLimit func()) error {
+//
+// The exchange is declared with cfg.ExchangeType; one that exists with
+// another type is used as it is (see declareExchange) and logExchange says
+// so. The queue is bound with each of cfg.BindingKeys, or once with the empty
+// key when the exchange is fanout (which ignores keys). Bindings are only
+// ever added: a key dropped from BindingKeys stays bound until it is removed
+// on the broker (rabbitmqadmin delete binding, or the management UI).
+func (c *Consumer) declare(conn *amqp.Connection) error {
+	cfg, warnLimit := c.cfg, c.logMissingLimit
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open channel: %w", err)
@@ -30,12 +38,21 @@ func declare(conn *amqp.Connection, cfg Config, warnLimit func()) error {
 	defer func() { _ = ch.Close() }() // ch may be replaced below
 	dlx, dead := DeadLetterExchange(cfg.Queue), DeadLetterQueue(cfg.Queue)
 	quorum := amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}
+	var kind string // the exchange's type, once declared
 	steps := []struct {
 		what string
 		do   func() error
 	}{
 		{"exchange " + cfg.Exchange, func() error {
-			return ch.ExchangeDeclare(cfg.Exchange, amqp.ExchangeFanout, true, false, false, false, nil)
+			var err error
+			if ch, kind, err = declareExchange(conn, ch, cfg.Exchange, c.kindToDeclare()); err != nil {
+				return err
+			}
+			if kind != "" {
+				c.foundKind.Store(kind)
+			}
+			c.logExchange(kind)
+			return nil
 		}},
 		{"exchange " + dlx, func() error {
 			return ch.ExchangeDeclare(dlx, amqp.ExchangeFanout, true, false, false, false, nil)
@@ -72,7 +89,15 @@ func declare(conn *amqp.Connection, cfg Config, warnLimit func()) error {
 			return nil
 		}},
 		{"binding " + cfg.Queue + " to " + cfg.Exchange, func() error {
-			return ch.QueueBind(cfg.Queue, "", cfg.Exchange, false, nil)
+			if kind == ExchangeFanout {
+				return ch.QueueBind(cfg.Queue, "", cfg.Exchange, false, nil)
+			}
+			for _, key := range cfg.BindingKeys {
+				if err := ch.QueueBind(cfg.Queue, key, cfg.Exchange, false, nil); err != nil {
+					return fmt.Errorf("key %q: %w", key, err)
+				}
+			}
+			return nil
 		}},
 	}
 	for _, s := range steps {
@@ -81,6 +106,15 @@ func declare(conn *amqp.Connection, cfg Config, warnLimit func()) error {
 		}
 	}
 	return nil
+}
+
+// kindToDeclare is the type to declare the exchange with: the one it was
+// found to have on an earlier connection, else the configured one.
+func (c *Consumer) kindToDeclare() string {
+	if k, ok := c.foundKind.Load().(string); ok {
+		return k
+	}
+	return c.cfg.ExchangeType
 }
 
 // deliveryLimitArg is the quorum queue argument that dead-letters a message

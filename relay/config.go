@@ -14,6 +14,7 @@ import (
 // Defaults of Config.
 const (
 	ExchangeDefault     = "analytics"
+	ExchangeTypeDefault = ExchangeTopic
 	BatchSizeDefault    = 1000
 	WindowDefault       = 500
 	PollIntervalDefault = time.Second
@@ -38,9 +39,18 @@ const (
 // River: zero is the default, a negative Retention turns retention off); New
 // never modifies the caller's copy.
 type Config struct {
-	// Exchange is the durable fanout exchange the relay publishes to. It is
-	// declared (idempotently) at every connection. Default ExchangeDefault.
+	// Exchange is the durable exchange the relay publishes to, each message
+	// with its topic as routing key. It is declared (idempotently) at every
+	// connection. Default ExchangeDefault.
 	Exchange string
+
+	// ExchangeType is the type Exchange is declared with: ExchangeTopic
+	// (consumers' queues get the topics their binding keys match) or
+	// ExchangeFanout (every queue gets every event). An exchange that
+	// already exists with another type (every exchange an older jobsd
+	// declared is fanout) is used as it is, and the relay logs once how to
+	// change it. Default ExchangeTypeDefault.
+	ExchangeType string
 
 	// BatchSize is how many rows one claim takes. Default BatchSizeDefault.
 	BatchSize int
@@ -108,6 +118,9 @@ func (c Config) WithDefaults() Config {
 	if c.Exchange == "" {
 		c.Exchange = ExchangeDefault
 	}
+	if c.ExchangeType == "" {
+		c.ExchangeType = ExchangeTypeDefault
+	}
 	if c.BatchSize == 0 {
 		c.BatchSize = BatchSizeDefault
 	}
@@ -142,6 +155,8 @@ func (c Config) validate() error {
 	switch {
 	case len(c.Exchange) > 255:
 		return fmt.Errorf("relay: exchange name is longer than 255 bytes")
+	case c.ExchangeType != ExchangeTopic && c.ExchangeType != ExchangeFanout:
+		return fmt.Errorf("relay: exchange type must be %q or %q, got %q", ExchangeTopic, ExchangeFanout, c.ExchangeType)
 	case c.BatchSize < 1 || c.BatchSize > 100_000:
 		return fmt.Errorf("relay: batch size must be between 1 and 100000, got %d", c.BatchSize)
 	case c.Window < 1 || c.Window > 100_000:

@@ -151,11 +151,15 @@ func (g *gate) seq() uint64 {
 	return g.n
 }
 
-// openSession opens a channel in confirm mode and declares the exchange.
+// openSession declares the exchange and opens a channel in confirm mode.
 func (u *run) openSession(conn *amqp.Connection) (*session, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("open channel: %w", err)
+	}
+	if ch, err = u.declareExchange(conn, ch); err != nil {
+		return nil, fmt.Errorf("declare exchange %q: %w (the relay needs a durable %s exchange: "+
+			"delete the existing one or pick another with --exchange)", u.cfg.Exchange, err, u.cfg.ExchangeType)
 	}
 	s := &session{
 		run:      u,
@@ -169,10 +173,6 @@ func (u *run) openSession(conn *amqp.Connection) (*session, error) {
 	}
 	if err := ch.Confirm(false); err != nil {
 		return nil, fmt.Errorf("enable publisher confirms: %w", err)
-	}
-	if err := ch.ExchangeDeclare(u.cfg.Exchange, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
-		return nil, fmt.Errorf("declare exchange %q: %w (the relay needs a durable fanout exchange; "+
-			"delete the existing one or pick another with --exchange)", u.cfg.Exchange, err)
 	}
 	return s, nil
 }

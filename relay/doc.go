@@ -130,9 +130,22 @@
 // The relay reconnects with capped exponential backoff (100ms to 10s, with
 // jitter). Meanwhile rows stay pending, nothing is claimed, and
 // BrokerConnected reports false. A lost connection releases the unconfirmed
-// rows; they drain when the broker is back. The exchange (a durable fanout)
-// is declared at every connection; messages are published with the topic as
-// routing key.
+// rows; they drain when the broker is back.
+//
+// # Exchange and routing
+//
+// Messages are published with the topic as routing key to a durable
+// exchange, declared at every connection with ExchangeType: topic by default
+// (each consumer group binds its queue with the keys it wants, "user.*" or
+// "order.#"), or fanout (every queue gets every event). RabbitMQ cannot change
+// an existing exchange's type: declaring it with another one fails with
+// PRECONDITION_FAILED and closes the channel. Exchanges declared by older
+// versions are all fanout, so the relay then declares the exchange as the
+// other type (a no-op when it is that type), or else passively, on a new
+// channel, and uses it as it is; later connections declare the type found.
+// It logs one warning per Relay saying what that means and how to get the
+// configured type (a new exchange, or deleting the old one while nothing uses
+// it). Publishing goes on: no reconnection, no retry loop.
 //
 // A broker under a resource alarm (memory, disk) sends connection.blocked
 // and stops reading. The relay then claims nothing, its publisher waits, the

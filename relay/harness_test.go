@@ -67,6 +67,12 @@ func setup(t testing.TB, opts harnessOpts) *harness {
 // consume reads queue with a raw amqp091 consumer into h.got until the test ends.
 func (h *harness) consume(queue string) {
 	h.t.Helper()
+	h.consumeInto(queue, h.got)
+}
+
+// consumeInto reads queue with a raw amqp091 consumer into got until the test ends.
+func (h *harness) consumeInto(queue string, got *received) {
+	h.t.Helper()
 	conn, err := amqp.Dial(h.broker.URL)
 	require.NoError(h.t, err)
 	ch, err := conn.Channel()
@@ -78,7 +84,7 @@ func (h *harness) consume(queue string) {
 	go func() {
 		defer close(done)
 		for d := range deliveries {
-			h.got.add(d)
+			got.add(d)
 			_ = d.Ack(false)
 		}
 	}()
@@ -89,6 +95,7 @@ func (h *harness) consume(queue string) {
 func (h *harness) config() Config {
 	return Config{
 		Exchange:     h.exchange,
+		ExchangeType: ExchangeFanout, // as setup declares it
 		PollInterval: 100 * time.Millisecond,
 		Lease:        5 * time.Second,
 		RetryBackoff: 20 * time.Millisecond,

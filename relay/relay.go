@@ -26,6 +26,8 @@ type Relay struct {
 	log     *slog.Logger
 	metrics *metrics
 
+	exchange exchange // the type the exchange turned out to have
+
 	running   atomic.Bool
 	connected atomic.Bool
 	blocked   atomic.Bool  // the broker sent connection.blocked (resource alarm)
@@ -99,7 +101,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	go func() { defer dbWG.Done(); u.claimLoop() }()
 	go func() { defer dbWG.Done(); u.markLoop() }()
 
-	r.log.Info("relay started", "broker", RedactURL(r.amqpURL), "exchange", r.cfg.Exchange,
+	r.log.Info("relay started", "broker", RedactURL(r.amqpURL), "exchange", r.cfg.Exchange, "exchange_type", r.cfg.ExchangeType,
 		"batch", r.cfg.BatchSize, "window", r.cfg.Window, "lease", r.cfg.Lease, "poll_only", r.cfg.PollOnly)
 	u.brokerLoop()
 

@@ -51,7 +51,7 @@ func benchCommand() *cli.Command {
 		Description: "Measures jobsd against a baseline run in the same process, so that the ratios mean\n" +
 			"something on a noisy machine:\n" +
 			"  relay    the relay draining N pre-inserted outbox rows vs a raw amqp091 publisher with\n" +
-			"           pipelined confirms (window 500), 200-byte persistent messages, durable fanout\n" +
+			"           pipelined confirms (window 500), 200-byte persistent messages, durable topic\n" +
 			"           exchange + quorum queue, until a consumer received all N\n" +
 			"  latency  commit->consumer latency of outbox.Write + relay at --rate events/s for\n" +
 			"           --duration vs publish->consumer latency of a raw publisher at the same rate\n" +
@@ -323,7 +323,7 @@ func printBench(w io.Writer, rep benchReport, rate float64, duration time.Durati
 		notes = append(notes, "relay: N outbox rows pre-inserted, then timed from relay start until a consumer received all N;\n"+
 			"  baseline: raw amqp091 publisher, confirms pipelined (window 500), same consumer, run before and\n"+
 			"  after the relay ("+strings.Join(raw, " and ")+" msg/s), the faster one counts. 200-byte persistent\n"+
-			"  messages, durable fanout exchange, quorum queue.")
+			"  messages, durable topic exchange, quorum queue.")
 	}
 	if rep.Latency != nil {
 		notes = append(notes, fmt.Sprintf("latency: %d events at %.0f/s for %v (achieved: relay %.0f/s, broker %.0f/s), each\n"+

@@ -20,8 +20,9 @@ func consumeCommand() *cli.Command {
 		Name:  "consume",
 		Usage: "run an analytics consumer on queue Q until SIGINT/SIGTERM",
 		UsageText: "jobsd consume --queue Q [--exchange X] [--prefetch N] [--batch-size N] [--concurrency N]\n" +
-			"   [--max-attempts N] [--delivery-limit N] [--inbox-retention D] [--http-addr ADDR]",
-		Description: "Declares the durable fanout exchange, a durable quorum queue Q bound to it and the\n" +
+			"   [--max-attempts N] [--delivery-limit N] [--inbox-retention D] [--http-addr ADDR]\n" +
+			"   [--exchange-type topic|fanout] [--binding-key K ...]",
+		Description: "Declares the durable exchange, a durable quorum queue Q bound to it and the\n" +
 			"dead-letter exchange Q.dlx with queue Q.dead. Each batch of messages is recorded in\n" +
 			"consumer_inbox and counted in analytics_counts in one transaction, then acked: a\n" +
 			"redelivered message has no effect. Malformed messages go to Q.dead. Consumers on the\n" +
@@ -39,7 +40,12 @@ func consumeCommand() *cli.Command {
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_QUEUE"},
 				Usage: "the consumer group's queue (required)"},
 			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_EXCHANGE"}, Value: consumer.ExchangeDefault,
-				Usage: "the relay's fanout exchange"},
+				Usage: "the relay's exchange"},
+			&cli.StringFlag{Name: "exchange-type", EnvVars: []string{"JOBSD_EXCHANGE_TYPE"}, Value: consumer.ExchangeTypeDefault,
+				Usage: "topic or fanout, as the relay's --exchange-type; an existing exchange of another type is used as it is"},
+			&cli.StringSliceFlag{Name: "binding-key", EnvVars: []string{"JOBSD_BINDING_KEYS"}, Value: cli.NewStringSlice(consumer.BindingKeyAll),
+				Usage: "bind Q to the exchange with this key, repeatable: 'user.*' (one word), 'order.#' (any), '#' (all); " +
+					"a fanout exchange ignores it; bindings are only added, never removed"},
 			&cli.IntFlag{Name: "prefetch", EnvVars: []string{"JOBSD_PREFETCH"}, Value: consumer.PrefetchDefault,
 				Usage: "unacked messages the broker may send to each channel"},
 			&cli.IntFlag{Name: "batch-size", EnvVars: []string{"JOBSD_BATCH_SIZE"}, DefaultText: "min(100, prefetch)",
@@ -75,6 +81,8 @@ func consumeCommand() *cli.Command {
 				return usagef("--max-attempts must be at least 1")
 			case c.Int("delivery-limit") < 1 && c.Int("delivery-limit") != -1:
 				return usagef("--delivery-limit must be at least 1, or -1 for none")
+			case c.String("exchange-type") != consumer.ExchangeTopic && c.String("exchange-type") != consumer.ExchangeFanout:
+				return usagef("--exchange-type must be topic or fanout, got %q", c.String("exchange-type"))
 			case c.Duration("progress-interval") < 0:
 				return usagef("--progress-interval must not be negative")
 			}
@@ -85,6 +93,8 @@ func consumeCommand() *cli.Command {
 			cfg := consumer.Config{
 				Queue:          c.String("queue"),
 				Exchange:       c.String("exchange"),
+				ExchangeType:   c.String("exchange-type"),
+				BindingKeys:    c.StringSlice("binding-key"),
 				Prefetch:       c.Int("prefetch"),
 				BatchSize:      c.Int("batch-size"),
 				Concurrency:    c.Int("concurrency"),

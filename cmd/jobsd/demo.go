@@ -37,7 +37,7 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "queue", EnvVars: []string{"JOBSD_DEMO_QUEUE"}, Value: demo.QueueDefault,
 				Usage: "the analytics consumer's queue; the demo empties it at start, so never name a queue in use"},
 			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_DEMO_EXCHANGE"}, Value: demo.ExchangeDefault,
-				Usage: "fanout exchange the relay publishes to and the consumer's queue is bound to (the demo's own: other publishers' events never reach its queue)"},
+				Usage: "exchange the relay publishes to and the consumer's queue is bound to (the demo's own: other publishers' events never reach its queue)"},
 			&cli.StringFlag{Name: "http-addr", EnvVars: []string{"JOBSD_HTTP_ADDR"}, Value: server.HTTPAddrDefault,
 				Usage: "HTTP listen address (River UI, /metrics); - disables HTTP"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: demo.DrainTimeoutDefault,

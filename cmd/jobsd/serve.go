@@ -25,8 +25,8 @@ func serveCommand() *cli.Command {
 			"River UI can cancel, retry and delete jobs: with --ui-user and --ui-password, /riverui/ and\n" +
 			"/metrics need HTTP basic auth (/signup, /healthz, /readyz stay open). serve refuses to listen\n" +
 			"on a non-loopback --http-addr without them. Prefer the environment for the password.\n\n" +
-			"The relay publishes committed outbox events to the --exchange fanout exchange at --amqp-url,\n" +
-			"with publisher confirms; several serve processes share the outbox safely (leases, per-key order).\n\n" +
+			"The relay publishes committed outbox events to the --exchange exchange (--exchange-type topic\n" +
+			"or fanout) at --amqp-url, with each event's topic as routing key and publisher confirms; several serve processes share the outbox safely (leases, per-key order).\n\n" +
 			"Examples:\n   jobsd serve\n   jobsd serve --fail-rate 0.3 --fail-service food --http-addr 127.0.0.1:8081\n" +
 			"   JOBSD_UI_USER=ops JOBSD_UI_PASSWORD=... jobsd serve --http-addr 0.0.0.0:8080",
 		Flags: []cli.Flag{
@@ -53,7 +53,10 @@ func serveCommand() *cli.Command {
 			&cli.BoolFlag{Name: "no-relay", EnvVars: []string{"JOBSD_NO_RELAY"},
 				Usage: "do not run the outbox relay in this process"},
 			&cli.StringFlag{Name: "exchange", EnvVars: []string{"JOBSD_EXCHANGE"}, Value: relay.ExchangeDefault,
-				Usage: "durable fanout exchange the relay publishes to (declared at start)"},
+				Usage: "durable exchange the relay publishes to, with each event's topic as routing key (declared at start)"},
+			&cli.StringFlag{Name: "exchange-type", EnvVars: []string{"JOBSD_EXCHANGE_TYPE"}, Value: relay.ExchangeTypeDefault,
+				Usage: "topic (queues get the topics their binding keys match) or fanout (every queue gets every event); " +
+					"an existing exchange of another type is used as it is, with a warning"},
 			&cli.DurationFlag{Name: "relay-poll", EnvVars: []string{"JOBSD_RELAY_POLL"}, Value: relay.PollIntervalDefault,
 				Usage: "relay poll interval when no notification wakes it (rows inserted while LISTEN was down, retries)"},
 			&cli.DurationFlag{Name: "relay-lease", EnvVars: []string{"JOBSD_RELAY_LEASE"}, Value: relay.LeaseDefault,
@@ -122,6 +125,7 @@ func serveCommand() *cli.Command {
 				NoRelay: c.Bool("no-relay"),
 				Relay: relay.Config{
 					Exchange:     c.String("exchange"),
+					ExchangeType: c.String("exchange-type"),
 					BatchSize:    c.Int("relay-batch"),
 					Window:       c.Int("relay-window"),
 					PollInterval: c.Duration("relay-poll"),
@@ -151,6 +155,9 @@ func serveCommand() *cli.Command {
 			}
 			if c.String("exchange") == "" {
 				return usagef("--exchange must not be empty")
+			}
+			if t := c.String("exchange-type"); t != relay.ExchangeTopic && t != relay.ExchangeFanout {
+				return usagef("--exchange-type must be topic or fanout, got %q", t)
 			}
 			if err := cfg.Jobs.Faults.Validate(); err != nil {
 				return usagef("%v", err)

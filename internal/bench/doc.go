@@ -5,7 +5,7 @@
 // on a noisy machine. `jobsd bench` and the go test benchmarks of relay/ call
 // it.
 //
-// Every function creates its own durable fanout exchange and quorum queue
+// Every function creates its own durable topic exchange and quorum queue
 // named jobsd.bench.<random> and deletes them afterwards. Functions that take
 // a pool write rows into it (outbox events, users, jobs): give them a scratch
 // database, never a production one.

@@ -55,7 +55,7 @@ func Latency(ctx context.Context, pool *pgxpool.Pool, amqpURL string, rate float
 
 // RelayLatency writes rate events per second for d, each with outbox.Write
 // in its own transaction, while a relay.Relay (default config) publishes them
-// to a fresh fanout exchange and quorum queue and a raw consumer receives
+// to a fresh topic exchange and quorum queue and a raw consumer receives
 // them. An event's latency runs from the moment its commit returned to the
 // writer until the consumer received it (the payload carries the event's
 // sequence number; the writer notes the commit time under that number).
@@ -85,7 +85,7 @@ func RelayLatency(ctx context.Context, pool *pgxpool.Pool, amqpURL string, rate 
 
 // BrokerLatency is RelayLatency's baseline: a raw amqp091 publisher with
 // confirms (not awaited one by one) publishes rate messages per second for d
-// to a fresh fanout exchange and quorum queue; latency runs from the return
+// to a fresh topic exchange and quorum queue; latency runs from the return
 // of the publish call until a raw consumer received the message.
 func BrokerLatency(ctx context.Context, amqpURL string, rate float64, d time.Duration) (LatencyStats, error) {
 	return measureLatency(ctx, amqpURL, rate, d, "broker latency", func(top *topology) (func(int) error, func() error, error) {

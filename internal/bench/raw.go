@@ -33,7 +33,7 @@ func payload(seq, size int) []byte {
 
 // RawPublish is the baseline of the relay: a raw amqp091 publisher with
 // pipelined publisher confirms (at most window unconfirmed) publishes n
-// persistent messages of size bytes to a fresh durable fanout exchange bound
+// persistent messages of size bytes to a fresh durable topic exchange bound
 // to a quorum queue, while a raw consumer drains the queue. The clock runs
 // from the first publish until every message is confirmed and received.
 func RawPublish(ctx context.Context, amqpURL string, n, window, size int) (Throughput, error) {

@@ -70,7 +70,7 @@ func Relay(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (Rela
 // RelayDrain inserts n pending outbox rows of SizeDefault-byte payloads (one
 // INSERT ... SELECT generate_series, then VACUUM ANALYZE, outside the timing)
 // and times a relay.Relay with the default batch and window publishing them
-// to a fresh durable fanout exchange bound to a quorum queue, from Run until a
+// to a fresh durable topic exchange bound to a quorum queue, from Run until a
 // raw consumer on the queue received all n. keys 0 gives each row its own key;
 // otherwise rows share that many keys (the relay keeps each key's order).
 // Published rows are kept (relay.RetentionKeep); the pool's outbox_event

@@ -46,12 +46,13 @@ func newRunID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-", b[0:4], b[4:6], b[6:8], b[8:10])
 }
 
-// declare creates a durable fanout exchange and, unless noQueue, a durable
-// quorum queue of the same name bound to it.
+// declare creates a durable topic exchange (the relay's and the consumer's
+// default type) and, unless noQueue, a durable quorum queue of the same name
+// bound to it with "#" (every topic).
 func declare(amqpURL string, noQueue bool) (*topology, error) {
 	t := &topology{url: amqpURL, name: newName()}
 	err := t.channel(func(ch *amqp.Channel) error {
-		if err := ch.ExchangeDeclare(t.name, amqp.ExchangeFanout, true, false, false, false, nil); err != nil {
+		if err := ch.ExchangeDeclare(t.name, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
 			return err
 		}
 		if noQueue {
@@ -61,7 +62,7 @@ func declare(amqpURL string, noQueue bool) (*topology, error) {
 			amqp.Table{amqp.QueueTypeArg: amqp.QueueTypeQuorum}); err != nil {
 			return err
 		}
-		return ch.QueueBind(t.name, "", t.name, false, nil)
+		return ch.QueueBind(t.name, consumer.BindingKeyAll, t.name, false, nil)
 	})
 	if err != nil {
 		t.delete()

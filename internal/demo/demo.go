@@ -55,7 +55,9 @@ type Config struct {
 	Server server.Config
 	// Relay configures the outbox relay that the server runs. Its Exchange,
 	// which the consumer's queue is bound to, defaults to ExchangeDefault
-	// (the demo's own, not the shared relay.ExchangeDefault). Its Retention
+	// (the demo's own, not the shared relay.ExchangeDefault); an existing one
+	// of another type than ExchangeType (fanout, from an older jobsd) is used
+	// as it is, since the demo's queue takes every topic. Its Retention
 	// must keep published rows for the summary's latency figures.
 	Relay relay.Config
 	// Logger receives the components' logs. Default slog.Default().
@@ -122,7 +124,8 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 		return nil, err
 	}
 	cons, err := consumer.New(pool, amqpURL, consumer.Config{
-		Queue: cfg.Queue, Exchange: cfg.Relay.Exchange, Logger: cfg.Logger, Registerer: srv.Registry(),
+		Queue: cfg.Queue, Exchange: cfg.Relay.Exchange, ExchangeType: cfg.Relay.ExchangeType,
+		Logger: cfg.Logger, Registerer: srv.Registry(),
 	})
 	if err != nil {
 		return nil, err
@@ -152,7 +155,7 @@ func Run(ctx context.Context, pool *pgxpool.Pool, amqpURL string, out io.Writer,
 	run("server", srv.Run)
 	run("consumer", cons.Run)
 	// The consumer's queue must be bound before the first event is published:
-	// a fanout exchange drops what reaches it while no queue is bound.
+	// the exchange drops what reaches it while no queue is bound.
 	select {
 	case <-cons.Ready():
 	case err := <-errs:
