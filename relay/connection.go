@@ -28,7 +28,7 @@ func (u *run) brokerLoop() {
 	for u.ctx.Err() == nil {
 		conn, err := u.dial()
 		if err == nil {
-			err, suspects = u.serveConnection(conn, &b, suspects)
+			suspects, err = u.serveConnection(conn, &b, suspects)
 			_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
 		}
 		u.setConnected(false)
@@ -59,14 +59,14 @@ func (u *run) dial() (*amqp.Connection, error) {
 // unconfirmed messages are published again one by one on a new channel to
 // find the culprit. It returns when the connection is lost or ctx is done,
 // with the suspects to isolate on the next connection, if any.
-func (u *run) serveConnection(conn *amqp.Connection, b *backoff, suspects []*row) (error, []*row) {
+func (u *run) serveConnection(conn *amqp.Connection, b *backoff, suspects []*row) ([]*row, error) {
 	g := u.watchBlocked(conn)
 	defer g.set(false, "")
 	for {
 		s, err := u.openSession(conn)
 		if err != nil {
 			u.release(suspects...)
-			return err, nil
+			return nil, err
 		}
 		s.gate, s.frameMax, s.backoff = g, conn.Config.FrameSize, b
 		if u.cfg.noPrecheck {
@@ -82,10 +82,10 @@ func (u *run) serveConnection(conn *amqp.Connection, b *backoff, suspects []*row
 			if u.ctx.Err() == nil && contentError(out.err) && len(out.unconfirmed) > 0 {
 				u.log.Warn("broker closed the connection over a message; publishing the unconfirmed ones one at a time to find it",
 					"err", out.err, "unconfirmed", len(out.unconfirmed))
-				return out.err, out.unconfirmed
+				return out.unconfirmed, out.err
 			}
 			u.release(out.unconfirmed...)
-			return out.err, nil
+			return nil, out.err
 		}
 		u.setConnected(false)
 		u.log.Warn("broker closed the channel; reopening it", "err", out.err, "unconfirmed", len(out.unconfirmed))
