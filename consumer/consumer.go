@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,9 +25,12 @@ import (
 type Consumer struct {
 	cfg     Config
 	pool    *pgxpool.Pool
-	amqpURL string
-	log     *slog.Logger
-	stats   counters
+	amqpURL string   // as given, for logs (redacted)
+	urls    []string // the brokers, tried in order
+	// broker is the index in urls of the broker connected last.
+	broker atomic.Int64
+	log    *slog.Logger
+	stats  counters
 	// instance names this consumer in the broker's connection and consumer
 	// tags: host, pid and a sequence number.
 	instance string
@@ -48,8 +52,10 @@ type Consumer struct {
 	foundKind atomic.Value
 }
 
-// New checks cfg and returns a Consumer on pool and the broker at amqpURL. It
-// connects to nothing; Run does.
+// New checks cfg and returns a Consumer on pool and the broker at amqpURL.
+// amqpURL may list several brokers separated by commas (a RabbitMQ cluster's
+// nodes): every connection tries them in order, starting with the one that
+// worked last. It connects to nothing; Run does.
 func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Consumer, error) {
 	if pool == nil {
 		return nil, errors.New("consumer: nil pool (pass the pgxpool.Pool of the database that holds consumer_inbox)")
@@ -58,13 +64,20 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Consumer, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := amqp.ParseURI(amqpURL); err != nil {
-		return nil, fmt.Errorf("consumer: invalid AMQP URL %s (expected amqp://user:password@host:port/vhost)", database.Redact(amqpURL))
+	urls := splitURLs(amqpURL)
+	if len(urls) == 0 {
+		return nil, errors.New("consumer: no AMQP URL (expected amqp://user:password@host:port/vhost, or several separated by commas)")
+	}
+	for _, u := range urls {
+		if _, err := amqp.ParseURI(u); err != nil {
+			return nil, fmt.Errorf("consumer: invalid AMQP URL %s (expected amqp://user:password@host:port/vhost)", database.Redact(u))
+		}
 	}
 	c := &Consumer{
 		cfg:     cfg,
 		pool:    pool,
 		amqpURL: amqpURL,
+		urls:    urls,
 		log:     cfg.Logger.With("queue", cfg.Queue),
 		ready:   make(chan struct{}),
 	}
@@ -110,7 +123,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.log.Info("consumer started", "broker", database.Redact(c.amqpURL), "exchange", c.cfg.Exchange, "exchange_type", c.cfg.ExchangeType, "binding_keys", c.cfg.BindingKeys,
+	c.log.Info("consumer started", "broker", redactURLs(c.amqpURL), "exchange", c.cfg.Exchange, "exchange_type", c.cfg.ExchangeType, "binding_keys", c.cfg.BindingKeys,
 		"prefetch", c.cfg.Prefetch, "batch_size", c.cfg.BatchSize, "concurrency", c.cfg.Concurrency,
 		"max_attempts", c.cfg.MaxAttempts, "delivery_limit", c.cfg.DeliveryLimit, "inbox_retention", c.cfg.InboxRetention)
 	if c.cfg.InboxRetention > 0 {
@@ -154,24 +167,61 @@ func (c *Consumer) checkSchema(ctx context.Context) error {
 	return nil
 }
 
-// connect dials the broker and declares the topology.
+// connect dials the first broker that answers (each once, from the one that
+// worked last) and declares the topology.
 func (c *Consumer) connect() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName("jobsd consume " + c.cfg.Queue + " " + c.instance)
-	conn, err := amqp.DialConfig(c.amqpURL, amqp.Config{
-		Heartbeat:  10 * time.Second,
-		Dial:       amqp.DefaultDial(10 * time.Second),
-		Properties: props,
-	})
-	if err != nil {
+	var conn *amqp.Connection
+	var errs []error
+	for i := range c.urls {
+		at := (int(c.broker.Load()) + i) % len(c.urls)
+		dialed, err := amqp.DialConfig(c.urls[at], amqp.Config{
+			Heartbeat:  10 * time.Second,
+			Dial:       amqp.DefaultDial(10 * time.Second),
+			Properties: props,
+		})
+		if err == nil {
+			conn = dialed
+			c.broker.Store(int64(at))
+			break
+		}
+		errs = append(errs, err)
+	}
+	if conn == nil {
+		err := errs[0]
+		if len(errs) > 1 {
+			err = errors.Join(errs...)
+		}
 		return nil, fmt.Errorf("consumer: cannot reach RabbitMQ at %s: %v (is it running? check --amqp-url / AMQP_URL)",
-			database.Redact(c.amqpURL), err)
+			redactURLs(c.amqpURL), err)
 	}
 	if err := c.declare(conn); err != nil {
 		_ = conn.Close()
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	return conn, nil
+}
+
+// splitURLs splits a comma-separated AMQP URL list (as relay.SplitURLs,
+// which this package may not import).
+func splitURLs(list string) []string {
+	var urls []string
+	for _, u := range strings.Split(list, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
+}
+
+// redactURLs redacts every password of an AMQP URL list.
+func redactURLs(list string) string {
+	urls := splitURLs(list)
+	for i, u := range urls {
+		urls[i] = database.Redact(u)
+	}
+	return strings.Join(urls, ",")
 }
 
 // reconnect dials until it succeeds, ctx is done or the topology conflicts.

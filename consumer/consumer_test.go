@@ -593,3 +593,25 @@ func TestConnectionLostMidTransaction(t *testing.T) {
 	require.EqualValues(t, 1, n)
 	require.EqualValues(t, 1, inbox)
 }
+
+// TestFailsOverBetweenBrokers: with several AMQP URLs (a cluster's nodes),
+// the consumer starts on the first that answers and moves to another when
+// its broker goes away; every message is applied once.
+func TestFailsOverBetweenBrokers(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	first, second := b.broker.NewProxy(), b.broker.NewProxy()
+	down := strings.Replace(b.broker.URL, "127.0.0.1:5672", "127.0.0.1:1", 1)
+	c := start(t, b.db.Pool, down+","+first.URL+","+second.URL, b.config())
+	publish(t, b.broker, b.exchange, events(50)...)
+	eventually(t, "50 processed", func() bool { return c.Stats().Processed == 50 })
+
+	first.Refuse(true)
+	first.Cut()
+	publish(t, b.broker, b.exchange, events(50)...)
+	eventually(t, "100 processed", func() bool { return c.Stats().Processed == 100 })
+	c.stop(t)
+	n, inbox := totals(t, b.db.Pool, b.queue)
+	require.EqualValues(t, 100, n, "each message counted once")
+	require.EqualValues(t, 100, inbox)
+}

@@ -636,3 +636,40 @@ func TestRelayNotifiedOnlyWhileWaiting(t *testing.T) {
 	require.NoError(t, stop())
 	require.Zero(t, waiting(), "a stopped relay no longer waits")
 }
+
+// TestRelayFailsOverBetweenBrokers: with several AMQP URLs (a cluster's
+// nodes), the relay starts on the first that answers and moves to another
+// when its broker goes away; nothing is lost. Two proxies to the test's
+// broker stand for two nodes; a closed port stands for a node that is down.
+func TestRelayFailsOverBetweenBrokers(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	first, second := h.broker.NewProxy(), h.broker.NewProxy()
+	down := strings.Replace(h.broker.URL, "127.0.0.1:5672", "127.0.0.1:1", 1)
+	r := h.start(down+", "+first.URL+","+second.URL, h.config())
+	require.Eventually(t, r.BrokerConnected, waitTimeout, 5*time.Millisecond)
+
+	events := func(from, n int) []outbox.Event {
+		var out []outbox.Event
+		for i := from; i < from+n; i++ {
+			out = append(out, outbox.Event{Topic: "test.failover", Key: "k", Payload: seqPayload{Key: "k", Seq: i}})
+		}
+		return out
+	}
+	write(t, h.db.Pool, events(0, 100)...)
+	h.got.waitDistinct(t, 100)
+
+	// The node in use goes away for good: the relay moves to the other.
+	first.Refuse(true)
+	first.Cut()
+	write(t, h.db.Pool, events(100, 100)...)
+	h.got.waitDistinct(t, 200)
+	require.Empty(t, h.got.orderViolations())
+}
+
+func TestSplitAndRedactURLs(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, []string{"amqp://a:1/", "amqp://b:2/"}, SplitURLs(" amqp://a:1/ ,, amqp://b:2/ "))
+	require.Empty(t, SplitURLs(" , "))
+	require.Equal(t, "amqp://u:xxxxx@a:1/,amqp://u:xxxxx@b:2/", RedactURL("amqp://u:p1@a:1/,amqp://u:p2@b:2/"))
+}

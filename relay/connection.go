@@ -43,15 +43,30 @@ func (u *run) brokerLoop() {
 	u.release(suspects...)
 }
 
+// dial connects to the first broker that answers, trying each once, from the
+// one that worked last; it reports every failure when none does.
 func (u *run) dial() (*amqp.Connection, error) {
 	props := amqp.NewConnectionProperties()
 	props.SetClientConnectionName("jobsd relay " + u.cfg.ID)
-	return amqp.DialConfig(u.amqpURL, amqp.Config{
-		Heartbeat:  heartbeat,
-		Locale:     "en_US",
-		Properties: props,
-		Dial:       amqp.DefaultDial(dialTimeout),
-	})
+	var errs []error
+	for i := range u.urls {
+		at := (u.broker + i) % len(u.urls)
+		conn, err := amqp.DialConfig(u.urls[at], amqp.Config{
+			Heartbeat:  heartbeat,
+			Locale:     "en_US",
+			Properties: props,
+			Dial:       amqp.DefaultDial(dialTimeout),
+		})
+		if err == nil {
+			u.broker = at
+			return conn, nil
+		}
+		if len(u.urls) == 1 {
+			return nil, err
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", RedactURL(u.urls[at]), err))
+	}
+	return nil, errors.Join(errs...)
 }
 
 // serveConnection runs publishing sessions on conn, one channel at a time:
@@ -181,7 +196,7 @@ func (u *run) setConnected(on bool) {
 	if u.connected.Swap(on) != on {
 		u.metrics.setConnected(on)
 		if on {
-			u.log.Info("broker connected", "broker", RedactURL(u.amqpURL))
+			u.log.Info("broker connected", "broker", RedactURL(u.urls[u.broker]))
 		}
 	}
 }

@@ -128,7 +128,9 @@
 // # Broker outages
 //
 // The relay reconnects with capped exponential backoff (100ms to 10s, with
-// jitter). Meanwhile rows stay pending, nothing is claimed, and
+// jitter). Given several AMQP URLs (a cluster's nodes, separated by commas),
+// each connection tries them in order from the one that worked last, so the
+// relay moves to another node when its node goes away. Meanwhile rows stay pending, nothing is claimed, and
 // BrokerConnected reports false. A lost connection releases the unconfirmed
 // rows; they drain when the broker is back.
 //

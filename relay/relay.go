@@ -22,7 +22,8 @@ const finalFlushTimeout = 10 * time.Second
 type Relay struct {
 	cfg     Config
 	pool    *pgxpool.Pool
-	amqpURL string
+	amqpURL string   // as given, for logs (redacted)
+	urls    []string // the brokers, tried in order
 	log     *slog.Logger
 	metrics *metrics
 
@@ -35,7 +36,10 @@ type Relay struct {
 }
 
 // New checks cfg and returns a relay that publishes the pending rows of pool's
-// outbox_event table to the broker at amqpURL. It connects to nothing; Run does.
+// outbox_event table to the broker at amqpURL. amqpURL may list several
+// brokers separated by commas (a RabbitMQ cluster's nodes): every connection
+// tries them in order, starting with the one that worked last. It connects
+// to nothing; Run does.
 func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Relay, error) {
 	if pool == nil {
 		return nil, errors.New("relay: pool is nil (open one with database.Open)")
@@ -44,8 +48,14 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Relay, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := amqp.ParseURI(amqpURL); err != nil {
-		return nil, fmt.Errorf("relay: invalid AMQP URL %s (expected amqp://user:password@host:port/vhost)", RedactURL(amqpURL))
+	urls := SplitURLs(amqpURL)
+	if len(urls) == 0 {
+		return nil, errors.New("relay: no AMQP URL (expected amqp://user:password@host:port/vhost, or several separated by commas)")
+	}
+	for _, u := range urls {
+		if _, err := amqp.ParseURI(u); err != nil {
+			return nil, fmt.Errorf("relay: invalid AMQP URL %s (expected amqp://user:password@host:port/vhost)", RedactURL(u))
+		}
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -55,6 +65,7 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Relay, error) {
 		cfg:     cfg,
 		pool:    pool,
 		amqpURL: amqpURL,
+		urls:    urls,
 		log:     cfg.Logger.With("component", "relay", "relay_id", cfg.ID),
 		metrics: m,
 	}, nil

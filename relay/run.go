@@ -75,6 +75,10 @@ type run struct {
 	// mistake the earlier run's leases for its own.
 	holder string
 
+	// broker is the index in urls of the broker connected last; brokerLoop
+	// only (setConnected reads it after a dial).
+	broker int
+
 	ctx  context.Context // done when Run's ctx is done
 	stop chan struct{}   // closed once the broker side has stopped for good
 

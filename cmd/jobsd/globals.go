@@ -37,7 +37,7 @@ func globalFlagSpecs() []globalFlag {
 			usage: "Postgres connection URL; DATABASE_URL_FILE may name a file holding it"},
 		{name: "amqp-url", env: "AMQP_URL", fileEnv: "AMQP_URL_FILE", value: amqpURLDefault,
 			defaultText: database.Redact(amqpURLDefault), // --help never shows a password
-			usage:       "RabbitMQ connection URL; AMQP_URL_FILE may name a file holding it"},
+			usage:       "RabbitMQ connection URL, or several (a cluster's nodes) separated by commas; AMQP_URL_FILE may name a file holding it"},
 		{name: "log-format", env: "JOBSD_LOG_FORMAT", value: "text",
 			usage: "log format: text or json"},
 		{name: "log-level", env: "JOBSD_LOG_LEVEL", value: "info",

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 	"syscall"
 	"testing"
 
@@ -288,4 +289,21 @@ func TestBuildVersionString(t *testing.T) {
 	v.Modified = false
 	require.Equal(t, "jobsd v1.2.3 commit 0123456789ab go1.25.0 linux/amd64", v.String())
 	require.Equal(t, "jobsd (devel) commit unknown go1.25.0 linux/amd64", buildVersion{Version: "(devel)", Go: "go1.25.0", Platform: "linux/amd64"}.String())
+}
+
+// TestServeBrokerList: --amqp-url takes several brokers separated by commas
+// (a cluster's nodes); serve starts when the first is down and the relay
+// connects to the next. No password is printed.
+func TestServeBrokerList(t *testing.T) {
+	t.Parallel()
+	db := testdb.New(t)
+	b := testbroker.New(t)
+	list := "amqp://guest:" + secret + "@127.0.0.1:1/," + b.URL
+	p, base := startServe(t, opsEnv("DATABASE_URL="+db.URL), "--amqp-url", list, "--exchange", b.Name("list"))
+	code, _ := get(t, base+"/healthz", "", "")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "broker connected") }, deadline, 10*time.Millisecond)
+	require.NoError(t, p.Signal(syscall.SIGTERM))
+	require.Equal(t, 0, p.Wait(deadline))
+	require.NotContains(t, p.Output(), secret)
 }

@@ -9,6 +9,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/jobsd/jobsd/internal/database"
+	"github.com/jobsd/jobsd/relay"
 )
 
 // brokerDialTimeout bounds the pre-flight dial of serve.
@@ -25,32 +26,44 @@ func checkBroker(amqpURL string, log *slog.Logger) error {
 	}
 	if dialErr != nil {
 		log.Warn("RabbitMQ is unreachable; serving anyway: events wait in the outbox and the relay keeps reconnecting",
-			"amqp_url", database.Redact(amqpURL), "err", dialErr.Error())
+			"amqp_url", relay.RedactURL(amqpURL), "err", dialErr.Error())
 	}
 	return nil
 }
 
-// dialBroker dials amqpURL once and hangs up. It returns as err what retrying
-// cannot fix (see brokerRefused), and as dialErr any other failure to connect.
+// dialBroker dials each broker of amqpURL (one URL, or several separated by
+// commas) once, in order, until one answers, and hangs up. It returns as err
+// what retrying cannot fix (an invalid URL; see brokerRefused), and as
+// dialErr the failures to connect when no broker answered.
 func dialBroker(amqpURL string) (dialErr, err error) {
-	uri, err := amqp.ParseURI(amqpURL)
-	if err != nil {
-		// The parse error may quote the URL, password included.
-		return nil, usagef("invalid --amqp-url %s (expected amqp://user:password@host:port/vhost)", database.Redact(amqpURL))
+	urls := relay.SplitURLs(amqpURL)
+	if len(urls) == 0 {
+		return nil, usagef("empty --amqp-url (expected amqp://user:password@host:port/vhost, or several separated by commas)")
 	}
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{
-		Locale:     "en_US",
-		Dial:       amqp.DefaultDial(brokerDialTimeout),
-		Properties: amqp.Table{"connection_name": "jobsd pre-flight"},
-	})
-	if err == nil {
-		_ = conn.Close()
-		return nil, nil
+	uris := make([]amqp.URI, len(urls))
+	for i, u := range urls {
+		if uris[i], err = amqp.ParseURI(u); err != nil {
+			// The parse error may quote the URL, password included.
+			return nil, usagef("invalid --amqp-url %s (expected amqp://user:password@host:port/vhost)", database.Redact(u))
+		}
 	}
-	if refused := brokerRefused(database.Redact(amqpURL), uri.Vhost, err); refused != nil {
-		return nil, refused
+	var errs []error
+	for i, u := range urls {
+		conn, err := amqp.DialConfig(u, amqp.Config{
+			Locale:     "en_US",
+			Dial:       amqp.DefaultDial(brokerDialTimeout),
+			Properties: amqp.Table{"connection_name": "jobsd pre-flight"},
+		})
+		if err == nil {
+			_ = conn.Close()
+			return nil, nil
+		}
+		if refused := brokerRefused(database.Redact(u), uris[i].Vhost, err); refused != nil {
+			return nil, refused
+		}
+		errs = append(errs, err)
 	}
-	return err, nil
+	return errors.Join(errs...), nil
 }
 
 // brokerRefused returns the error to exit with when err, from dialling, is

@@ -7,7 +7,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/jobsd/jobsd/internal/database"
 	"github.com/jobsd/jobsd/relay"
 )
 
@@ -18,10 +17,18 @@ import (
 // holds. A queue that does not exist yet is not an error. It returns how many
 // messages were purged.
 func resetQueue(amqpURL, queue, exchange string) (int, error) {
-	conn, err := amqp.DialConfig(amqpURL, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)})
-	if err != nil {
+	var conn *amqp.Connection
+	var err error
+	for _, u := range relay.SplitURLs(amqpURL) { // the first broker of a list that answers
+		var dialed *amqp.Connection
+		if dialed, err = amqp.DialConfig(u, amqp.Config{Dial: amqp.DefaultDial(10 * time.Second)}); err == nil {
+			conn = dialed
+			break
+		}
+	}
+	if conn == nil {
 		return 0, fmt.Errorf("cannot reach RabbitMQ at %s: %v (is it running? check --amqp-url / AMQP_URL)",
-			database.Redact(amqpURL), err)
+			relay.RedactURL(amqpURL), err)
 	}
 	defer conn.Close()
 	// Each step on its own channel: a 404 (no such queue or exchange) closes
