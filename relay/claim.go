@@ -24,7 +24,12 @@ var (
 	takeoverWaitingSQL  = jsql.Statement("relay_takeover_waiting")
 	waitSQL             = jsql.Statement("relay_wait")
 	unwaitSQL           = jsql.Statement("relay_unwait")
+	quietSQL            = jsql.Statement("relay_quiet")
 )
+
+// quietRetry is how soon a relay that registered as waiting looks again
+// whether writers that may have missed its registration have committed.
+const quietRetry = 5 * time.Millisecond
 
 // waitRefresh is how often a waiting relay refreshes its outbox_relay_waiting
 // row (rows not refreshed for 10 minutes are dropped as a dead relay's).
@@ -39,11 +44,12 @@ const dbTimeout = 30 * time.Second
 //
 // With LISTEN on, writers notify only while a relay waits (see
 // migration 006). When a claim finds nothing, the claimer registers as
-// waiting, claims once more (rows committed before it registered sent no
-// notification) and waits. While notifications come faster than it claims
-// (two or more per claim), it unregisters and claims again as long as claims
-// find rows: under load writers send no NOTIFY, and at low rates the relay
-// stays registered and each notification costs one claim, no extra write.
+// waiting, waits until every writer that may have looked before it
+// registered has committed, claims once more, and waits. While
+// notifications come faster than it claims (two or more per claim), it
+// unregisters and claims again as long as claims find rows: under load
+// writers send no NOTIFY, and at low rates the relay stays registered and
+// each notification costs one claim, no extra write.
 func (u *run) claimLoop() {
 	db := context.WithoutCancel(u.ctx)
 	ticker := time.NewTicker(u.cfg.PollInterval)
@@ -52,9 +58,11 @@ func (u *run) claimLoop() {
 	want := true
 	busy := false              // claiming without notifications while claims find rows
 	var waitingSince time.Time // zero: not registered as waiting
+	quiet := false             // registered, and claimed once more after the writers that missed it
 	// retry fires when the keys a fruitless claim skipped may be free again
-	// (another relay's batch confirmed): without it, relays that hold each
-	// other's keys could all wait for the next poll.
+	// (another relay's batch confirmed), or when to look again whether the
+	// writers are quiet: without it, relays that hold each other's keys
+	// could all wait for the next poll.
 	var retry <-chan time.Time
 	for {
 		if u.writeFailuresAndReleases(db) {
@@ -74,7 +82,7 @@ func (u *run) claimLoop() {
 				busy = false
 			case !waitingSince.IsZero() && u.notified.Load()-before >= 2:
 				if u.setWaiting(db, false) {
-					waitingSince = time.Time{}
+					waitingSince, quiet = time.Time{}, false
 					busy = true
 				}
 			}
@@ -84,14 +92,21 @@ func (u *run) claimLoop() {
 			}
 			continue
 		}
-		if !want && !u.cfg.PollOnly && u.ctx.Err() == nil && u.sessionUp.Load() &&
-			(waitingSince.IsZero() || time.Since(waitingSince) > waitRefresh) {
-			if u.setWaiting(db, true) {
-				if waitingSince.IsZero() {
-					want = true // claim once more, now that writers notify
+		if !want && !u.cfg.PollOnly && u.ctx.Err() == nil && u.sessionUp.Load() {
+			switch {
+			case waitingSince.IsZero() || time.Since(waitingSince) > waitRefresh:
+				if u.setWaiting(db, true) {
+					waitingSince, quiet = time.Now(), false
+					continue
 				}
-				waitingSince = time.Now()
-				continue
+			case !quiet:
+				if u.writersQuiet(db) {
+					quiet, want = true, true // claim once more: what missed the registration is committed
+					continue
+				}
+				if retry == nil {
+					retry = time.After(quietRetry)
+				}
 			}
 		}
 		select {
@@ -117,6 +132,20 @@ func (u *run) claimLoop() {
 		case <-u.kick:
 		}
 	}
+}
+
+// writersQuiet reports whether no writer holds the shared notify lock: every
+// writer that looked at outbox_relay_waiting before this run registered has
+// committed (see migration 006).
+func (u *run) writersQuiet(db context.Context) bool {
+	ctx, cancel := context.WithTimeout(db, dbTimeout)
+	defer cancel()
+	var quiet bool
+	if err := u.db.QueryRow(ctx, quietSQL).Scan(&quiet); err != nil {
+		u.log.Debug("cannot check the notify lock", "err", err)
+		return false
+	}
+	return quiet
 }
 
 // setWaiting registers this run as waiting for notifications, or no longer;

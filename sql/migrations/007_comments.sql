@@ -39,7 +39,7 @@ COMMENT ON COLUMN outbox_event.claimed_until IS
 COMMENT ON TRIGGER outbox_event_notify ON outbox_event IS
     'After each inserting statement, notifies channel jobsd_outbox (delivered at commit) when a relay waits in outbox_relay_waiting, so that it claims at once instead of at its next poll.';
 COMMENT ON FUNCTION outbox_event_notify() IS
-    'Trigger function of outbox_event_notify: pg_notify(''jobsd_outbox'', '''') if a relay waits (a row in outbox_relay_waiting).';
+    'Trigger function of outbox_event_notify: takes the shared notify lock (held until commit, see migration 006), then pg_notify(''jobsd_outbox'', '''') if a relay waits (a row in outbox_relay_waiting).';
 COMMENT ON TRIGGER outbox_event_sendable ON outbox_event IS
     'Refuses at INSERT (and COPY) a row the relay could never send, with SQLSTATE 23514 (check_violation) and the reason from outbox_event_problem. A trigger, not a CHECK: a CHECK would be evaluated again on every relay UPDATE. Rows written before migration 004 are not checked.';
 COMMENT ON FUNCTION outbox_event_check() IS
