@@ -1,11 +1,9 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/jobsd/jobsd/internal/testdb"
+	"github.com/jobsd/jobsd/internal/testlog"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRefreshBacklog: the backlog counts the jobs waiting to run now, in
 // every queue and priority, and nothing else; its age is the oldest one's
@@ -82,7 +63,7 @@ jobsd_jobs_backlog_oldest_age_seconds 0
 func TestBacklogWarning(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	m, err := New(Config{Pool: db.Pool, Registerer: prometheus.NewRegistry(), Interval: -1,
 		BacklogWarn: 3, BacklogWarnAge: -1,
 		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
@@ -120,7 +101,7 @@ func TestBacklogWarning(t *testing.T) {
 func TestBacklogWarningByAge(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	m, err := New(Config{Pool: db.Pool, Registerer: prometheus.NewRegistry(), Interval: -1,
 		BacklogWarnAge: time.Minute,
 		Logger:         slog.New(slog.NewTextHandler(&logs, nil))})

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,25 +15,8 @@ import (
 
 	"github.com/jobsd/jobsd/internal/server"
 	"github.com/jobsd/jobsd/internal/testdb"
+	"github.com/jobsd/jobsd/internal/testlog"
 )
-
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestSignupRefusedOverMaxBacklog: above --max-backlog, POST /signup answers
 // 503 with Retry-After and a JSON error instead of adding jobs; /readyz stays
@@ -44,7 +25,7 @@ func (b *syncBuffer) String() string {
 func TestSignupRefusedOverMaxBacklog(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
-	var logs syncBuffer
+	var logs testlog.Buffer
 	srv, err := server.New(db.Pool, server.Config{
 		HTTPAddr:        "-",
 		NoRelay:         true,

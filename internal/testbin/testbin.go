@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jobsd/jobsd/internal/testlog"
 )
 
 var (
@@ -98,7 +100,7 @@ func Run(t testing.TB, env []string, args ...string) Result {
 // Process is a jobsd running in the background.
 type Process struct {
 	cmd    *exec.Cmd
-	output *syncBuffer
+	output *testlog.Buffer
 	done   chan struct{}
 	err    error
 }
@@ -110,7 +112,7 @@ func Start(t testing.TB, env []string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(Path(t), args...)
 	cmd.Env = append(append(os.Environ(), fastRaceExit), env...)
-	p := &Process{cmd: cmd, output: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{cmd: cmd, output: &testlog.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.output, p.output
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start jobsd: %v", err)
@@ -168,20 +170,3 @@ func (p *Process) State() *os.ProcessState {
 
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
