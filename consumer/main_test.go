@@ -1,13 +1,11 @@
 package consumer_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +17,7 @@ import (
 	"github.com/jobsd/jobsd/consumer"
 	"github.com/jobsd/jobsd/internal/testbroker"
 	"github.com/jobsd/jobsd/internal/testdb"
+	"github.com/jobsd/jobsd/internal/testlog"
 )
 
 func TestMain(m *testing.M) {
@@ -205,22 +204,7 @@ func drainDead(t *testing.T, b *testbroker.Broker, queue string) []amqp.Delivery
 }
 
 // logBuffer collects a consumer's logs for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type logBuffer struct{ testlog.Buffer }
 
 func (l *logBuffer) Contains(s string) bool { return strings.Contains(l.String(), s) }
 
