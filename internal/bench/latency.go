@@ -17,9 +17,39 @@ import (
 	"github.com/jobsd/jobsd/relay"
 )
 
-// latencyWriters is how many goroutines share the send schedule, so that a
-// slow commit does not delay the next event's start.
-const latencyWriters = 8
+// pacedWriters is how many goroutines share a send schedule, so that a slow
+// commit does not delay the next event's start.
+const pacedWriters = 8
+
+// sendPaced calls send(seq) for seq 0 to total-1, seq at start + seq/rate,
+// from pacedWriters goroutines. It returns how long sending took and the
+// first error (send's, wrapped with what, or ctx's).
+func sendPaced(ctx context.Context, what string, total int, rate float64, send func(seq int) error) (time.Duration, error) {
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, pacedWriters)
+	for w := range pacedWriters {
+		wg.Go(func() {
+			for seq := w; seq < total; seq += pacedWriters {
+				due := start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
+				select {
+				case <-time.After(time.Until(due)):
+				case <-ctx.Done():
+					errs <- ctx.Err()
+					return
+				}
+				if err := send(seq); err != nil {
+					errs <- fmt.Errorf("%s: send event %d: %w", what, seq, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	return elapsed, <-errs
+}
 
 // LatencyStats is the latency distribution of one path, in milliseconds.
 type LatencyStats struct {
@@ -154,34 +184,17 @@ func measureLatency(ctx context.Context, amqpURL string, rate float64, d time.Du
 	defer func() { _ = stop() }()
 
 	progressf(ctx, "%s: %d events at %.0f/s for %v", what, total, rate, d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, latencyWriters)
-	for w := range latencyWriters {
-		wg.Go(func() {
-			for seq := w; seq < total; seq += latencyWriters {
-				due := start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
-				select {
-				case <-time.After(time.Until(due)):
-				case <-ctx.Done():
-					errs <- ctx.Err()
-					return
-				}
-				if err := send(seq); err != nil {
-					errs <- fmt.Errorf("%s: send event %d: %w", what, seq, err)
-					return
-				}
-				now := time.Now()
-				mu.Lock()
-				sent[seq] = now
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	writeTime := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
+	writeTime, err := sendPaced(ctx, what, total, rate, func(seq int) error {
+		if err := send(seq); err != nil {
+			return err
+		}
+		now := time.Now()
+		mu.Lock()
+		sent[seq] = now
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
 		return LatencyStats{}, err
 	}
 	if err := col.await(ctx, int64(total), what); err != nil {

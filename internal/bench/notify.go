@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -12,10 +11,13 @@ import (
 
 	"github.com/jobsd/jobsd/outbox"
 	"github.com/jobsd/jobsd/relay"
+	jsql "github.com/jobsd/jobsd/sql"
 )
 
-// notifyWriters is how many goroutines write events in Notify.
-const notifyWriters = 8
+var (
+	listenSQL    = jsql.Statement("relay_listen")
+	notifyEndSQL = jsql.Statement("bench_notify_end")
+)
 
 // NotifyResult counts the NOTIFYs writers sent while a relay drained their
 // events. Before migration 006 every writing transaction sent one.
@@ -28,7 +30,7 @@ type NotifyResult struct {
 	PerCommit float64 `json:"notifications_per_commit"`
 }
 
-// Notify writes events (outbox.Write, one per transaction, notifyWriters
+// Notify writes events (outbox.Write, one per transaction, from pacedWriters
 // goroutines) at rate commits per second for d while a relay (default
 // configuration) publishes them to a queue nobody consumes, and counts the
 // notifications on the relay's channel with a connection of its own.
@@ -58,16 +60,23 @@ func Notify(ctx context.Context, pool *pgxpool.Pool, amqpURL string, rate float6
 		return NotifyResult{}, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN jobsd_outbox"); err != nil {
+	if _, err := conn.Exec(ctx, listenSQL); err != nil {
 		return NotifyResult{}, err
 	}
+	// The listener counts until the end marker, which this process sends
+	// after the last commit: notifications arrive in commit order.
+	const endMarker = "jobsd-bench-end"
 	var notes atomic.Int64
-	lctx, stopListen := context.WithCancel(ctx)
-	listened := make(chan struct{})
+	listened := make(chan error, 1)
 	go func() {
-		defer close(listened)
 		for {
-			if _, err := conn.WaitForNotification(lctx); err != nil {
+			n, err := conn.WaitForNotification(ctx)
+			if err != nil {
+				listened <- err
+				return
+			}
+			if n.Payload == endMarker {
+				listened <- nil
 				return
 			}
 			notes.Add(1)
@@ -75,40 +84,22 @@ func Notify(ctx context.Context, pool *pgxpool.Pool, amqpURL string, rate float6
 	}()
 
 	progressf(ctx, "notify: %d commits at %.0f/s for %v, relay running", total, rate, d)
-	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, notifyWriters)
-	for w := range notifyWriters {
-		wg.Go(func() {
-			for seq := w; seq < total; seq += notifyWriters {
-				due := start.Add(time.Duration(float64(seq) / rate * float64(time.Second)))
-				select {
-				case <-time.After(time.Until(due)):
-				case <-ctx.Done():
-					errs <- ctx.Err()
-					return
-				}
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					return outbox.Write(ctx, tx, outbox.Event{Topic: topic, Key: fmt.Sprint("bench-", seq), Payload: payload(seq, SizeDefault)})
-				})
-				if err != nil {
-					errs <- fmt.Errorf("notify: write event %d: %w", seq, err)
-					return
-				}
-			}
+	elapsed, err := sendPaced(ctx, "notify", total, rate, func(seq int) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return outbox.Write(ctx, tx, outbox.Event{Topic: topic, Key: fmt.Sprint("bench-", seq), Payload: payload(seq, SizeDefault)})
 		})
+	})
+	if err == nil {
+		_, err = pool.Exec(ctx, notifyEndSQL, endMarker)
 	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	close(errs)
-	if err := <-errs; err != nil {
-		stopListen()
+	if err != nil {
+		_ = conn.PgConn().Close(context.WithoutCancel(ctx)) // ends the listener's wait
 		<-listened
 		return NotifyResult{}, err
 	}
-	time.Sleep(100 * time.Millisecond) // notifications of the last commits
-	stopListen()
-	<-listened
+	if err := <-listened; err != nil {
+		return NotifyResult{}, fmt.Errorf("notify: listen: %w", err)
+	}
 	n := notes.Load()
 	return NotifyResult{
 		Commits: total, CommitRate: float64(total) / elapsed.Seconds(),
