@@ -84,9 +84,6 @@ func (u *run) serveConnection(conn *amqp.Connection, b *backoff, suspects []*row
 			return nil, err
 		}
 		s.gate, s.frameMax, s.backoff = g, conn.Config.FrameSize, b
-		if u.cfg.noPrecheck {
-			s.frameMax = -1
-		}
 		u.setConnected(true)
 		out := s.serve(suspects)
 		suspects = nil

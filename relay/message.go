@@ -12,15 +12,21 @@ import (
 // KeyHeader is the AMQP header that carries the event's ordering key.
 const KeyHeader = "x-jobsd-key"
 
-// message turns a row into an AMQP message: persistent, message id = the
-// row's message_id, type = topic, timestamp = created_at, the row's headers
-// plus KeyHeader, body = payload. An error means the row can never be sent:
-// among others, properties that do not fit in one frame of frameMax bytes
-// (the broker would close the whole connection with FRAME_ERROR) and CC or
-// BCC headers that are not arrays of strings (it would close the channel).
-// frameMax 0 skips the size check; negative skips these checks (tests use it
-// to make the broker refuse what they would catch).
+// message turns a row into an AMQP message (see encode) and checks that the
+// broker will take it (see sendable). An error means the row can never be
+// sent.
 func message(rw *row, frameMax int) (amqp.Publishing, error) {
+	msg, err := encode(rw)
+	if err != nil {
+		return amqp.Publishing{}, err
+	}
+	return msg, sendable(msg, frameMax)
+}
+
+// encode turns a row into an AMQP message: persistent, message id = the
+// row's message_id, type = topic, timestamp = created_at, the row's headers
+// plus KeyHeader, body = payload. An error means amqp091 could not write it.
+func encode(rw *row) (amqp.Publishing, error) {
 	headers := amqp.Table{}
 	if len(rw.Headers) > 0 && !bytes.Equal(rw.Headers, []byte("{}")) {
 		dec := json.NewDecoder(bytes.NewReader(rw.Headers))
@@ -37,15 +43,10 @@ func message(rw *row, frameMax int) (amqp.Publishing, error) {
 	if err := checkTable(headers); err != nil {
 		return amqp.Publishing{}, fmt.Errorf("headers cannot be sent over AMQP: %v", err)
 	}
-	for _, name := range []string{"CC", "BCC"} {
-		if v, ok := headers[name]; ok && frameMax >= 0 && !stringArray(v) {
-			return amqp.Publishing{}, fmt.Errorf("header %s must be an array of routing keys (strings); the broker refuses anything else", name)
-		}
-	}
 	if len(rw.Topic) > 255 {
 		return amqp.Publishing{}, fmt.Errorf("topic is longer than 255 bytes: it cannot be a routing key")
 	}
-	msg := amqp.Publishing{
+	return amqp.Publishing{
 		Headers:      headers,
 		ContentType:  "application/json",
 		DeliveryMode: amqp.Persistent,
@@ -54,12 +55,25 @@ func message(rw *row, frameMax int) (amqp.Publishing, error) {
 		Type:         rw.Topic,
 		AppId:        "jobsd",
 		Body:         rw.Payload,
+	}, nil
+}
+
+// sendable checks what RabbitMQ refuses although amqp091 writes it:
+// properties that do not fit in one frame of frameMax bytes (the broker
+// closes the whole connection with FRAME_ERROR; frameMax 0 skips the check)
+// and CC or BCC headers that are not arrays of strings (it closes the
+// channel).
+func sendable(msg amqp.Publishing, frameMax int) error {
+	for _, name := range []string{"CC", "BCC"} {
+		if v, ok := msg.Headers[name]; ok && !stringArray(v) {
+			return fmt.Errorf("header %s must be an array of routing keys (strings); the broker refuses anything else", name)
+		}
 	}
 	if n := propertiesSize(msg); frameMax > 0 && n > frameMax {
-		return amqp.Publishing{}, fmt.Errorf("message properties take %d bytes (mostly headers), more than the broker's frame size of %d bytes; "+
+		return fmt.Errorf("message properties take %d bytes (mostly headers), more than the broker's frame size of %d bytes; "+
 			"the broker would close the connection (FRAME_ERROR)", n, frameMax)
 	}
-	return msg, nil
+	return nil
 }
 
 func stringArray(v any) bool {

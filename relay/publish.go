@@ -170,7 +170,7 @@ func (s *session) publishBatch(b *batch) bool {
 			s.release(rw)
 			continue
 		}
-		msg, err := message(rw, s.frameMax)
+		msg, err := s.message(rw)
 		if err != nil {
 			s.failRow(rw, err.Error(), true) // it can never be sent
 			continue
@@ -300,6 +300,15 @@ func (s *session) awaitConfirm(dc *amqp.DeferredConfirmation) {
 	}
 }
 
+// message is message(rw) for this connection; with Config.noPrecheck it
+// only encodes, so that the broker gets to refuse what sendable would.
+func (s *session) message(rw *row) (amqp.Publishing, error) {
+	if s.cfg.noPrecheck {
+		return encode(rw)
+	}
+	return message(rw, s.frameMax)
+}
+
 // closeConn closes the session's connection without waiting more than
 // closeTimeout for the broker's answer.
 func (s *session) closeConn() {
@@ -396,7 +405,7 @@ func (s *session) isolate(suspects []*row) (outcome, bool) {
 			s.release(suspects[i:]...)
 			return outcome{}, false
 		}
-		msg, err := message(rw, s.frameMax)
+		msg, err := s.message(rw)
 		if err != nil {
 			s.failRow(rw, err.Error(), true)
 			continue
