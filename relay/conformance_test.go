@@ -470,9 +470,17 @@ func TestRelayStopsWhileBrokerHangs(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		hang func(p *testbroker.BlockingProxy)
+		// hung reports that the relay is in the state to stop from:
+		// blocked (it claims nothing then), or holding rows it publishes
+		// into a connection nobody reads.
+		hung func(h *harness, r *Relay) bool
 	}{
-		{"blocked", func(p *testbroker.BlockingProxy) { p.Block("low on memory") }},
-		{"stalled", func(p *testbroker.BlockingProxy) { p.Stall() }},
+		{"blocked", func(p *testbroker.BlockingProxy) { p.Block("low on memory") },
+			func(_ *harness, r *Relay) bool { return r.BrokerBlocked() }},
+		{"stalled", func(p *testbroker.BlockingProxy) { p.Stall() },
+			func(h *harness, _ *Relay) bool {
+				return countWhere(h.t, h, `claimed_by IS NOT NULL AND state = 'pending'`) > 0
+			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -491,7 +499,7 @@ func TestRelayStopsWhileBrokerHangs(t *testing.T) {
 				events = append(events, outbox.Event{Topic: "test.hang", Key: fmt.Sprint(i), Payload: map[string]string{"pad": pad}})
 			}
 			write(t, h.db.Pool, events...)
-			time.Sleep(time.Second) // let it claim and publish into the hang
+			require.Eventually(t, func() bool { return tc.hung(h, rl) }, waitTimeout, 5*time.Millisecond)
 			start := time.Now()
 			require.NoError(t, stop())
 			// Liveness bound, not a timing measurement: confirm grace plus
