@@ -208,8 +208,7 @@ func (u *run) claim(db context.Context) (int, bool, error) {
 	ctx, cancel := context.WithTimeout(db, dbTimeout)
 	defer cancel()
 	start := time.Now()
-	heldKeys, heldLast := u.heldRuns()
-	c, err := u.claimTx(ctx, start, u.skipKeys.keys(start), heldKeys, heldLast)
+	c, err := u.claimTx(ctx, start, u.skipKeys.keys(start), u.heldRuns())
 	if err != nil {
 		return 0, false, err
 	}
@@ -244,14 +243,14 @@ type claimResult struct {
 }
 
 // claimTx runs a claim as one transaction in two round trips: begin and
-// lock the candidates; then lease the claimable ones and commit. heldKeys and
-// heldLast (parallel) are, per key, the last row this run holds.
+// lock the candidates; then lease the claimable ones and commit. after is,
+// per key, the last row this run holds (see heldRuns).
 //
 // When the second round trip fails, the claim's outcome is unknown (the
 // COMMIT may have been applied): its rows are queued to be given back before
 // the next claim. Until then they only block their keys, since nothing here
 // knows them as held.
-func (u *run) claimTx(ctx context.Context, start time.Time, skip, heldKeys []string, heldLast []int64) (c claimResult, err error) {
+func (u *run) claimTx(ctx context.Context, start time.Time, skip []string, after map[string]int64) (c claimResult, err error) {
 	conn, err := u.db.Acquire(ctx)
 	if err != nil {
 		return c, err
@@ -271,6 +270,11 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip, heldKeys []str
 	b := &pgx.Batch{}
 	b.Queue(beginSQL)
 	b.Queue(settingsSQL)
+	heldKeys := make([]string, 0, len(after))
+	heldLast := make([]int64, 0, len(after))
+	for k, id := range after {
+		heldKeys, heldLast = append(heldKeys, k), append(heldLast, id)
+	}
 	b.Queue(claimCandidatesSQL, u.cfg.BatchSize, skip, heldKeys, heldLast)
 	res := conn.SendBatch(ctx, b)
 	_, err = res.Exec()
@@ -299,10 +303,6 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip, heldKeys []str
 		return c, err
 	}
 	slices.SortFunc(cands, func(a, b keyRow) int { return cmp.Compare(a.ID, b.ID) })
-	after := make(map[string]int64, len(heldKeys))
-	for i, k := range heldKeys {
-		after[k] = heldLast[i]
-	}
 	var ids []int64
 	ids, c.blocked = claimable(cands, keyRows, after)
 	if len(ids) == 0 || u.blocked.Load() {

@@ -25,8 +25,7 @@ func newTestRun(t *testing.T, db *testdb.DB, id string, batch int) *run {
 // holds what it claimed.
 func claimOnce(t *testing.T, u *run) claimResult {
 	t.Helper()
-	keys, last := u.heldRuns()
-	c, err := u.claimTx(context.Background(), time.Now(), nil, keys, last)
+	c, err := u.claimTx(context.Background(), time.Now(), nil, u.heldRuns())
 	require.NoError(t, err)
 	u.hold(c.rows)
 	return c

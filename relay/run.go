@@ -199,16 +199,16 @@ func (u *run) unhold(rows []*row) {
 // the next claim continues each key after it. Keys where a row failed or was
 // released are left out: their next claim starts at the key's first pending
 // row, which this run's own rows then block until they are written back.
-func (u *run) heldRuns() (keys []string, last []int64) {
+func (u *run) heldRuns() map[string]int64 {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	after := make(map[string]int64, len(u.held))
 	for k, h := range u.held {
 		if k != "" && !h.dirty {
-			keys = append(keys, k)
-			last = append(last, h.last)
+			after[k] = h.last
 		}
 	}
-	return keys, last
+	return after
 }
 
 // leaves records that rw leaves the pipeline unconfirmed: later rows of its
