@@ -431,7 +431,7 @@ func TestRelayRetention(t *testing.T) {
 func TestRelayPausesWhileBrokerBlocked(t *testing.T) {
 	t.Parallel()
 	h := setup(t, harnessOpts{})
-	proxy := h.broker.NewBlockingProxy()
+	proxy := h.broker.NewProxy()
 	cfg := h.config()
 	cfg.Lease = 2 * time.Second // confirm timeout: 2s
 	r := h.start(proxy.URL, cfg)
@@ -469,15 +469,15 @@ func TestRelayStopsWhileBrokerHangs(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		hang func(p *testbroker.BlockingProxy)
+		hang func(p *testbroker.Proxy)
 		// hung reports that the relay is in the state to stop from:
 		// blocked (it claims nothing then), or holding rows it publishes
 		// into a connection nobody reads.
 		hung func(h *harness, r *Relay) bool
 	}{
-		{"blocked", func(p *testbroker.BlockingProxy) { p.Block("low on memory") },
+		{"blocked", func(p *testbroker.Proxy) { p.Block("low on memory") },
 			func(_ *harness, r *Relay) bool { return r.BrokerBlocked() }},
-		{"stalled", func(p *testbroker.BlockingProxy) { p.Stall() },
+		{"stalled", func(p *testbroker.Proxy) { p.Stall() },
 			func(h *harness, _ *Relay) bool {
 				return countWhere(h.t, h, `claimed_by IS NOT NULL AND state = 'pending'`) > 0
 			}},
@@ -485,7 +485,7 @@ func TestRelayStopsWhileBrokerHangs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := setup(t, harnessOpts{})
-			proxy := h.broker.NewBlockingProxy()
+			proxy := h.broker.NewProxy()
 			rl, err := New(h.db.Pool, proxy.URL, h.config())
 			require.NoError(t, err)
 			stop := h.run(rl)

@@ -1,14 +1,19 @@
 package testbroker
 
 import (
+	"bufio"
+	"encoding/binary"
+	"io"
 	"net"
 	"strings"
 	"sync"
 )
 
-// Proxy forwards TCP connections to the broker until Cut. Point the code under
-// test at Proxy.URL to be able to take its broker away mid-stream, or to make
-// it stop answering (Stall).
+// Proxy forwards AMQP connections to the broker until Cut. Point the code
+// under test at Proxy.URL to be able to take its broker away mid-stream, to
+// make it stop answering (Stall), or to make it act as a broker under a
+// resource alarm (Block). It reads the broker's side frame by frame, so that
+// it can insert frames of its own between them.
 type Proxy struct {
 	URL string // the broker URL, with host:port replaced by the proxy's
 
@@ -17,8 +22,24 @@ type Proxy struct {
 
 	mu      sync.Mutex
 	conns   []net.Conn
+	clients []*client
 	refused bool
 	resume  chan struct{} // not nil while stalled; closed by Resume
+	unblock chan struct{} // not nil while blocked; closed by Unblock
+}
+
+// client is a connection to the code under test; frames towards it are
+// written one at a time.
+type client struct {
+	conn net.Conn
+	mu   sync.Mutex
+}
+
+func (c *client) write(frame []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err := c.conn.Write(frame)
+	return err
 }
 
 // NewProxy starts a proxy to the test's broker; it stops when t ends.
@@ -53,25 +74,29 @@ func (p *Proxy) accept() {
 			_ = c.Close()
 			continue
 		}
+		cl := &client{conn: c}
 		p.mu.Lock()
 		p.conns = append(p.conns, c, up)
+		p.clients = append(p.clients, cl)
 		p.mu.Unlock()
-		go p.pipe(c, up)
-		go p.pipe(up, c)
+		go p.up(up, c)
+		go p.down(cl, up)
 	}
 }
 
-// pipe copies src to dst until either fails. While the proxy is stalled it
-// neither reads nor writes, so the peers' TCP buffers fill up.
-func (p *Proxy) pipe(dst, src net.Conn) {
-	defer func() { _ = dst.Close(); _ = src.Close() }()
+// up copies what the client sends to the broker. While the proxy is stalled
+// or blocked it reads nothing, so the client's writes block once the TCP
+// buffers are full.
+func (p *Proxy) up(broker, c net.Conn) {
+	defer func() { _ = broker.Close(); _ = c.Close() }()
 	buf := make([]byte, 32<<10)
 	for {
 		p.waitResumed()
-		n, err := src.Read(buf)
+		p.waitUnblocked()
+		n, err := c.Read(buf)
 		if n > 0 {
 			p.waitResumed()
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := broker.Write(buf[:n]); werr != nil {
 				return
 			}
 		}
@@ -81,28 +106,63 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	}
 }
 
-func (p *Proxy) waitResumed() {
-	p.mu.Lock()
-	resume := p.resume
-	p.mu.Unlock()
-	if resume != nil {
-		<-resume
+// down copies the broker's frames to the client, whole frames at a time.
+// While the proxy is stalled it neither reads nor writes.
+func (p *Proxy) down(c *client, broker net.Conn) {
+	defer func() { _ = broker.Close(); _ = c.conn.Close() }()
+	r := bufio.NewReader(broker)
+	header := make([]byte, 7) // type, channel, size
+	for {
+		p.waitResumed()
+		if _, err := io.ReadFull(r, header); err != nil {
+			return
+		}
+		frame := make([]byte, 7+binary.BigEndian.Uint32(header[3:])+1) // payload and frame end
+		copy(frame, header)
+		if _, err := io.ReadFull(r, frame[7:]); err != nil {
+			return
+		}
+		p.waitResumed()
+		if err := c.write(frame); err != nil {
+			return
+		}
 	}
 }
 
-// Cut closes every open connection through the proxy and ends a stall. New
-// connections are still accepted unless Refuse(true) was called.
+func (p *Proxy) waitResumed() { p.waitOpen(func() chan struct{} { return p.resume }) }
+
+func (p *Proxy) waitUnblocked() { p.waitOpen(func() chan struct{} { return p.unblock }) }
+
+// waitOpen waits until the channel that gate returns (under p.mu) is nil or
+// closed.
+func (p *Proxy) waitOpen(gate func() chan struct{}) {
+	p.mu.Lock()
+	ch := gate()
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
+// Cut closes every open connection through the proxy and ends a stall or a
+// block. New connections are still accepted unless Refuse(true) was called.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.conns {
 		_ = c.Close()
 	}
-	p.conns = nil
-	if p.resume != nil {
-		close(p.resume)
-		p.resume = nil
+	p.conns, p.clients = nil, nil
+	p.resume = reopen(p.resume)
+	p.unblock = reopen(p.unblock)
+}
+
+// reopen closes a non-nil gate channel and returns nil.
+func reopen(ch chan struct{}) chan struct{} {
+	if ch != nil {
+		close(ch)
 	}
+	return nil
 }
 
 // Refuse makes the proxy close new connections at once (broker "down") when
@@ -129,9 +189,46 @@ func (p *Proxy) Stall() {
 // Resume forwards again after Stall.
 func (p *Proxy) Resume() {
 	p.mu.Lock()
-	if p.resume != nil {
-		close(p.resume)
-		p.resume = nil
-	}
+	p.resume = reopen(p.resume)
 	p.mu.Unlock()
+}
+
+// Block acts as a broker under a resource alarm: it sends connection.blocked
+// with reason to every client and stops reading what they send (RabbitMQ
+// does so with publishing connections), while the broker's frames still
+// reach them. Unblock or Cut ends it.
+func (p *Proxy) Block(reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unblock != nil {
+		return
+	}
+	p.unblock = make(chan struct{})
+	frame := connectionFrame(60, append([]byte{byte(len(reason))}, reason...))
+	for _, c := range p.clients {
+		_ = c.write(frame)
+	}
+}
+
+// Unblock sends connection.unblocked to every client and reads from them again.
+func (p *Proxy) Unblock() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unblock == nil {
+		return
+	}
+	p.unblock = reopen(p.unblock)
+	frame := connectionFrame(61, nil)
+	for _, c := range p.clients {
+		_ = c.write(frame)
+	}
+}
+
+// connectionFrame is a method frame on channel 0 of class connection (10).
+func connectionFrame(method uint16, args []byte) []byte {
+	payload := binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, 10), method)
+	payload = append(payload, args...)
+	f := []byte{1, 0, 0}
+	f = binary.BigEndian.AppendUint32(f, uint32(len(payload)))
+	return append(append(f, payload...), 0xCE)
 }
