@@ -107,6 +107,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	if !r.cfg.keepsPublished() && !r.cfg.deletesAtOnce() {
 		start(u.retentionLoop)
 	}
+	alive := u.startLiveness() // before the first claim: its leases are given back if it dies
 	var dbWG sync.WaitGroup
 	dbWG.Add(2)
 	go func() { defer dbWG.Done(); u.claimLoop() }()
@@ -121,6 +122,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	close(u.stop)
 	dbWG.Wait()
 	wg.Wait()
+	if alive != nil {
+		alive.Stop(context.Background()) // after the final release: nothing left to give back
+	}
 	r.log.Info("relay stopped")
 	return nil
 }

@@ -86,7 +86,7 @@ func TestServeRelaySIGKILL(t *testing.T) {
 	const batch, window = 200, 100
 	env := []string{"DATABASE_URL=" + db.URL, "AMQP_URL=" + b.URL}
 	args := []string{"serve", "--http-addr", "-", "--workers", "1", "--exchange", exchange,
-		"--relay-lease", "2s", "--relay-poll", "200ms",
+		"--relay-lease", "10m", "--relay-poll", "200ms",
 		"--relay-batch", fmt.Sprint(batch), "--relay-window", fmt.Sprint(window)}
 	procs := map[string]*testbin.Process{}
 	for i := 0; i < 2; i++ {
@@ -150,7 +150,10 @@ func TestServeRelaySIGKILL(t *testing.T) {
 	_, err = db.Pool.Exec(ctx, "UPDATE outbox_event SET available_at = now() WHERE key = 'k0' AND state = 'pending'")
 	require.NoError(t, err)
 
+	// The victim's leases last 10 minutes: the survivor finds it dead (its
+	// liveness lock free) and takes its rows back within seconds.
 	consumer.waitDistinct(t, n)
+	require.Contains(t, survivor.Output(), "gave back the work of dead processes", "the survivor releases the dead relay's leases")
 	var pending, leased int
 	require.NoError(t, db.Pool.QueryRow(context.Background(),
 		`SELECT count(*) FILTER (WHERE state <> 'published'), count(*) FILTER (WHERE claimed_by IS NOT NULL) FROM outbox_event`).

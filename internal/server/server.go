@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/jobsd/jobsd/internal/liveness"
 	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/jobs"
 	"github.com/jobsd/jobsd/relay"
@@ -249,6 +250,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	workers := river.NewWorkers()
 	jobs.AddWorkers(workers, pool, cfg.Jobs)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
+		ID:                   workerID(),
 		JobTimeout:           jobTimeout,
 		Logger:               cfg.Logger,
 		MaxAttempts:          cfg.MaxAttempts,
@@ -322,12 +324,16 @@ func (s *Server) Run(ctx context.Context) error {
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 
+	alive := s.startLiveness(ctx) // before River takes jobs: what it runs is rescued if it dies
 	// River runs jobs with contexts derived from Start's: cancelling ctx there
 	// would cancel running jobs at once. The stop below stops River instead,
 	// giving running jobs time to finish.
 	if err := s.river.Start(context.WithoutCancel(ctx)); err != nil {
 		if httpSrv != nil {
 			_ = httpSrv.Close()
+		}
+		if alive != nil {
+			alive.Stop(context.WithoutCancel(ctx))
 		}
 		return fmt.Errorf("start river: %w", err)
 	}
@@ -359,7 +365,7 @@ func (s *Server) Run(ctx context.Context) error {
 		log.Error("http server failed", "err", err)
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	if err := s.stop(ctx, httpSrv, stopRelay, relayDone); err != nil {
+	if err := s.stop(ctx, httpSrv, stopRelay, relayDone, alive); err != nil {
 		return err
 	}
 	log.Info("stopped")
@@ -394,7 +400,7 @@ func readinessGrace(grace, timeout time.Duration) time.Duration {
 // stop fails /readyz, stops the workers, HTTP after the readiness grace and
 // then the relay, within ShutdownTimeout. It returns an error naming what did
 // not stop in time.
-func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(), relayDone <-chan struct{}) error {
+func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(), relayDone <-chan struct{}, alive *liveness.Process) error {
 	log := s.cfg.Logger
 	timeout := s.cfg.ShutdownTimeout
 	s.stopping.Store(true)
@@ -450,6 +456,14 @@ func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(
 		}
 	}
 	wait("workers (River)", riverDone)
+	if alive != nil {
+		select {
+		case <-riverDone:
+			alive.Stop(stopCtx)
+		default:
+			alive.Abandon() // others rescue the jobs River did not stop
+		}
+	}
 	wait("http", httpDone)
 	stopRelay() // after the workers and HTTP: events they committed still go out
 	wait("relay", relayDone)
