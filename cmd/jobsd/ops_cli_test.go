@@ -306,17 +306,25 @@ func TestOutboxCommands(t *testing.T) {
 func TestStats(t *testing.T) {
 	t.Parallel()
 	db := newOpsDB(t)
-	require.Equal(t, "jobs: none\n\noutbox: pending 0  published ~0  dead 0  oldest pending -\n", db.run(t, "stats"))
+	require.Equal(t, "jobs: none\n\noutbox: pending 0  published ~0  dead 0  oldest pending -\n"+
+		"processes: relays 0 live 0 stale  workers 0 live 0 stale\n", db.run(t, "stats"))
 
 	ids, _ := db.signups(t, 2)
 	db.discard(t, ids[0])
 	db.exec(t, "UPDATE river_job SET queue = 'mail' WHERE id = $1", ids[1])
 
+	// One live relay (seen "in an hour": live however slowly the test runs),
+	// one dead worker (not seen for a minute).
+	db.exec(t, `INSERT INTO jobsd_process (holder, kind, seen_at) VALUES ('r/1', 'relay', now() + interval '1 hour')`)
+	db.exec(t, `INSERT INTO jobsd_process (holder, kind, seen_at) VALUES ('w', 'worker', now() - interval '1 minute')`)
+
 	var st struct {
-		Jobs   map[string]map[string]int64 `json:"jobs"`
-		Outbox outboxStats                 `json:"outbox"`
+		Jobs      map[string]map[string]int64 `json:"jobs"`
+		Outbox    outboxStats                 `json:"outbox"`
+		Processes map[string]processCount     `json:"processes"`
 	}
 	db.runJSON(t, &st, "stats", "--json")
+	require.Equal(t, map[string]processCount{"relay": {Live: 1}, "worker": {Stale: 1}}, st.Processes)
 	require.Equal(t, map[string]int64{"available": 4, "discarded": 1, "cancelled": 0, "completed": 0,
 		"pending": 0, "retryable": 0, "running": 0, "scheduled": 0}, st.Jobs["default"])
 	require.Equal(t, int64(1), st.Jobs["mail"]["available"])
@@ -327,6 +335,7 @@ func TestStats(t *testing.T) {
 	require.Regexp(t, `(?m)^default +4 +0 +0 +1 +0 +0 +0 +0$`, out)
 	require.Regexp(t, `(?m)^mail +1 +0 +0 +0 +0 +0 +0 +0$`, out)
 	require.Regexp(t, `(?m)^outbox: pending 2  published ~0  dead 0  oldest pending \S+$`, out)
+	require.Regexp(t, `(?m)^processes: relays 1 live 0 stale  workers 0 live 1 stale$`, out)
 }
 
 // TestReadCommandsPrintOneJSONDocument: with --json, every read command

@@ -11,7 +11,17 @@ import (
 	jsql "github.com/jobsd/jobsd/sql"
 )
 
-var statsJobsSQL = jsql.Statement("stats_jobs")
+var (
+	statsJobsSQL      = jsql.Statement("stats_jobs")
+	statsProcessesSQL = jsql.Statement("stats_processes")
+)
+
+// processCount is how many relays or River clients are registered
+// (jobsd_process): live, or stale (dead, about to be reaped).
+type processCount struct {
+	Live  int64 `json:"live"`
+	Stale int64 `json:"stale"`
+}
 
 func statsCommand() *cli.Command {
 	return &cli.Command{
@@ -19,7 +29,9 @@ func statsCommand() *cli.Command {
 		Usage:     "one view of the system: jobs by queue and state, and the outbox's backlog",
 		UsageText: "jobsd stats [--json]",
 		Description: "jobs: for every queue, the number of jobs in each River state (0 included).\n" +
-			"outbox: as `jobsd outbox stats`.\n\n" +
+			"outbox: as `jobsd outbox stats`.\n" +
+			"processes: relays and River clients registered in jobsd_process, live (seen within 5s) or\n" +
+			"stale (dead: a live process of the same kind gives back their leases or running jobs).\n\n" +
 			"Examples:\n   jobsd stats\n   jobsd stats --json | jq '.jobs.default.discarded, .outbox.oldest_pending_age_seconds'",
 		Flags: []cli.Flag{jsonFlag()},
 		Action: func(c *cli.Context) error {
@@ -54,8 +66,24 @@ func statsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			rows, err = pool.Query(c.Context, statsProcessesSQL)
+			if err != nil {
+				return dbError("count processes", err)
+			}
+			type kindCount struct {
+				Kind        string
+				Live, Stale int64
+			}
+			kinds, err := pgx.CollectRows(rows, pgx.RowToStructByPos[kindCount])
+			if err != nil {
+				return dbError("count processes", err)
+			}
+			processes := map[string]processCount{}
+			for _, k := range kinds {
+				processes[k.Kind] = processCount{Live: k.Live, Stale: k.Stale}
+			}
 			if c.Bool("json") {
-				return writeJSON(c, map[string]any{"jobs": jobs, "outbox": outbox})
+				return writeJSON(c, map[string]any{"jobs": jobs, "outbox": outbox, "processes": processes})
 			}
 			out := c.App.Writer
 			if len(jobs) == 0 {
@@ -84,6 +112,8 @@ func statsCommand() *cli.Command {
 			}
 			fmt.Fprintf(out, "\noutbox: pending %d  published %s  dead %d  oldest pending %s\n",
 				outbox.Pending, outbox.publishedText(), outbox.Dead, seconds(outbox.OldestPendingAgeSeconds))
+			r, w := processes["relay"], processes["worker"]
+			fmt.Fprintf(out, "processes: relays %d live %d stale  workers %d live %d stale\n", r.Live, r.Stale, w.Live, w.Stale)
 			return nil
 		},
 	}
