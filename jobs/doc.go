@@ -51,7 +51,11 @@
 // A client with Workers refuses, at insert, a kind it has no worker for
 // (River's UnknownJobKindError); an insert-only client (no Workers) does not
 // check. Every process that works jobs should get the same RescueStuckJobsAfter
-// and JobTimeout: River runs its rescuer on one elected leader only.
+// and JobTimeout: River runs its rescuer on one elected leader only. A River
+// client started this way is rescued by River alone; `jobsd serve` also
+// registers its client in jobsd_process, so that the jobs of a serve killed
+// with -9 are rescued by another serve within seconds (README, "Recovery after
+// kill -9").
 //
 // It may import River, pgx and the sql package; not the relay or the CLI.
 package jobs
