@@ -10,7 +10,7 @@
 // Heartbeat, each process also looks for processes of its kind whose lock is
 // free and whose row is older than Grace: those are dead, and it gives back
 // their work (Config.Release) in the transaction that deletes their row (see
-// sql/migrations/011_liveness.sql).
+// sql/migrations/009_liveness.sql).
 //
 // Both conditions are needed: the lock alone is free for a moment whenever a
 // live process reconnects (after a database restart or a killed backend), and

@@ -1,4 +1,4 @@
--- Registered relays and River clients by kind (jobsd_process, migration 011):
+-- Registered relays and River clients by kind (jobsd_process, migration 009):
 -- live ones refreshed their row within the last 5 s (liveness.Grace); stale
 -- ones did not, and are dead unless their connection is only down for a
 -- moment: a live process of their kind gives back their work.
