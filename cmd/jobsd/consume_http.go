@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobsd/jobsd/consumer"
+	"github.com/jobsd/jobsd/internal/logging"
 	"github.com/jobsd/jobsd/internal/server"
 )
 
@@ -81,18 +82,21 @@ func (h *consumeHTTP) start(ctx context.Context, cons *consumer.Consumer) error 
 		ReadTimeout:       server.ReadTimeoutDefault,
 		WriteTimeout:      server.WriteTimeoutDefault,
 		IdleTimeout:       server.IdleTimeoutDefault,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(httpLog().Handler(), slog.LevelWarn),
 	}
 	h.done = make(chan struct{})
 	go func() {
 		defer close(h.done)
 		if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("consumer HTTP server failed; /metrics and the probes are gone", "err", err)
+			httpLog().Error("consumer HTTP server failed; /metrics and the probes are gone", "err", err)
 		}
 	}()
-	slog.Info("consumer HTTP listening", "addr", ln.Addr().String())
+	httpLog().Info("consumer HTTP listening", "addr", ln.Addr().String())
 	return nil
 }
+
+// httpLog is the logger of consume's HTTP server.
+func httpLog() *slog.Logger { return slog.Default().With(logging.KeyComponent, "http") }
 
 // stop lets the requests in flight finish, within consumeHTTPShutdown.
 func (h *consumeHTTP) stop() {

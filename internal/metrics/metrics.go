@@ -65,6 +65,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Logger = c.Logger.With("component", "metrics")
 	if c.BacklogWarn == 0 {
 		c.BacklogWarn = BacklogWarnDefault
 	}
@@ -203,7 +204,7 @@ func (m *Metrics) Run(ctx context.Context) {
 	for {
 		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 			m.refreshErrors.Inc()
-			m.cfg.Logger.Warn("metrics: count failed; gauges keep their previous values", "err", err)
+			m.cfg.Logger.Warn("count failed; gauges keep their previous values", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -66,7 +66,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, signup.ErrDuplicateEmail):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		s.cfg.Logger.Error("signup failed", "err", err)
+		s.log.Error("signup failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "signup failed; see the server log")
 	default:
 		writeJSON(w, http.StatusCreated, res)

@@ -15,6 +15,7 @@ import (
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
 
+	"github.com/jobsd/jobsd/internal/logging"
 	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/jobs"
 )
@@ -96,7 +97,7 @@ func (s *Server) initOps() error {
 	events, _ := s.river.Subscribe(metrics.RiverEventKinds...)
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(s.river, nil),
-		Logger:    s.cfg.Logger,
+		Logger:    s.cfg.Logger.With(logging.KeyComponent, "riverui"),
 		Prefix:    RiverUIPrefix,
 	})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/jobsd/jobsd/internal/logging"
 	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/jobs"
 	"github.com/jobsd/jobsd/relay"
@@ -227,6 +228,7 @@ func (c Config) validate() error {
 // Server is a running jobsd process.
 type Server struct {
 	cfg    Config
+	log    *slog.Logger // cfg.Logger with component=serve
 	pool   *pgxpool.Pool
 	river  *river.Client[pgx.Tx]
 	signup *signup.Service
@@ -250,7 +252,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	jobs.AddWorkers(workers, pool, cfg.Jobs)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		JobTimeout:           jobTimeout,
-		Logger:               cfg.Logger,
+		Logger:               logging.River(cfg.Logger),
 		MaxAttempts:          cfg.MaxAttempts,
 		PollOnly:             cfg.PollOnly,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -263,6 +265,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:    cfg,
+		log:    cfg.Logger.With(logging.KeyComponent, "serve"),
 		pool:   pool,
 		river:  client,
 		signup: &signup.Service{Pool: pool, River: client},
@@ -304,7 +307,7 @@ func (s *Server) Relay() *relay.Relay { return s.relay }
 // clean stop, and an error naming the components it gave up waiting for when
 // the timeout passed; those may still hold connections of the pool.
 func (s *Server) Run(ctx context.Context) error {
-	log := s.cfg.Logger
+	log := s.log
 	opsCtx, stopOps := context.WithCancel(ctx)
 	defer stopOps()
 	if err := s.startOps(opsCtx); err != nil {
@@ -374,7 +377,7 @@ func (s *Server) httpServer() *http.Server {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.With(logging.KeyComponent, "http").Handler(), slog.LevelWarn),
 	}
 }
 
@@ -395,7 +398,7 @@ func readinessGrace(grace, timeout time.Duration) time.Duration {
 // then the relay, within ShutdownTimeout. It returns an error naming what did
 // not stop in time.
 func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(), relayDone <-chan struct{}) error {
-	log := s.cfg.Logger
+	log := s.log
 	timeout := s.cfg.ShutdownTimeout
 	s.stopping.Store(true)
 	log.Info("shutting down", "timeout", timeout)
@@ -444,7 +447,7 @@ func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(
 			select {
 			case <-done:
 			default:
-				log.Error("did not stop within the shutdown timeout; giving up on it", "component", name, "timeout", timeout)
+				log.Error("did not stop within the shutdown timeout; giving up on it", "stuck", name, "timeout", timeout)
 				stuck = append(stuck, name)
 			}
 		}
