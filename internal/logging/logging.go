@@ -12,8 +12,9 @@
 //     text (slog's JSON handler would write nanoseconds);
 //   - a line about one outbox message carries its id under KeyMessageID.
 //
-// River's logger (River) also demotes River's periodic "Producer job counts"
-// line to Debug.
+// River's logger (River) and River UI's (Library) also put those libraries'
+// "error" attributes under "err", and River's periodic "Producer job counts"
+// line goes to Debug.
 //
 // It imports only the standard library.
 package logging

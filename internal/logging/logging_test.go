@@ -77,8 +77,9 @@ func TestUnknownFormat(t *testing.T) {
 	require.ErrorContains(t, err, `unknown log format "xml"`)
 }
 
-// TestRiver: River's lines get component=river, and its periodic job counts
-// are Debug lines, shown only at --log-level debug.
+// TestRiver: River's lines get component=river and their error under err,
+// and its periodic job counts are Debug lines, shown only at --log-level
+// debug.
 func TestRiver(t *testing.T) {
 	t.Parallel()
 	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
@@ -86,12 +87,14 @@ func TestRiver(t *testing.T) {
 		river := River(log)
 		require.True(t, river.Enabled(context.Background(), slog.LevelInfo))
 		river.Info("producer: Producer job counts", "num_completed_jobs", 3, "queue", "default")
-		river.Info("producer: Job errored; retrying", "err", "boom")
+		river.Info("producer: Job errored; retrying", "error", "boom")
 		got := lines(t, buf)
 		if level == slog.LevelInfo {
 			require.Len(t, got, 1)
 			require.Equal(t, "producer: Job errored; retrying", got[0]["msg"])
 			require.Equal(t, "river", got[0]["component"])
+			require.Equal(t, "boom", got[0]["err"], "River's error attribute under err")
+			require.NotContains(t, got[0], "error")
 			continue
 		}
 		require.Len(t, got, 2)

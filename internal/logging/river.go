@@ -11,35 +11,57 @@ import (
 // queue whose counts changed): operational noise that River passes as Info.
 var riverPeriodic = []string{": Producer job counts"}
 
-// River returns the logger to give River (river.Config.Logger): l's lines
-// with component=river, River's periodic job-count lines at Debug.
-func River(l *slog.Logger) *slog.Logger {
-	return slog.New(&riverHandler{l.With(KeyComponent, "river").Handler()})
+// River returns the logger to give River (river.Config.Logger): Library(l,
+// "river").
+func River(l *slog.Logger) *slog.Logger { return Library(l, "river") }
+
+// Library returns the logger to give a library that logs with slog (River,
+// River UI): l's lines with component, the library's "error" attributes
+// under KeyErr, and River's periodic job-count lines at Debug.
+func Library(l *slog.Logger, component string) *slog.Logger {
+	return slog.New(&libraryHandler{l.With(KeyComponent, component).Handler()})
 }
 
-type riverHandler struct{ inner slog.Handler }
+type libraryHandler struct{ inner slog.Handler }
 
-func (h *riverHandler) Enabled(ctx context.Context, level slog.Level) bool {
+func (h *libraryHandler) Enabled(ctx context.Context, level slog.Level) bool {
 	return h.inner.Enabled(ctx, level)
 }
 
-func (h *riverHandler) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level == slog.LevelInfo && isRiverPeriodic(r.Message) {
-		if !h.inner.Enabled(ctx, slog.LevelDebug) {
+func (h *libraryHandler) Handle(ctx context.Context, r slog.Record) error {
+	level := r.Level
+	if level == slog.LevelInfo && isRiverPeriodic(r.Message) {
+		level = slog.LevelDebug
+		if !h.inner.Enabled(ctx, level) {
 			return nil
 		}
-		r = r.Clone()
-		r.Level = slog.LevelDebug
 	}
-	return h.inner.Handle(ctx, r)
+	out := slog.NewRecord(r.Time, level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(errKey(a))
+		return true
+	})
+	return h.inner.Handle(ctx, out)
 }
 
-func (h *riverHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return &riverHandler{h.inner.WithAttrs(attrs)}
+func (h *libraryHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	renamed := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		renamed[i] = errKey(a)
+	}
+	return &libraryHandler{h.inner.WithAttrs(renamed)}
 }
 
-func (h *riverHandler) WithGroup(name string) slog.Handler {
-	return &riverHandler{h.inner.WithGroup(name)}
+func (h *libraryHandler) WithGroup(name string) slog.Handler {
+	return &libraryHandler{h.inner.WithGroup(name)}
+}
+
+// errKey puts an "error" attribute under KeyErr.
+func errKey(a slog.Attr) slog.Attr {
+	if a.Key == "error" {
+		a.Key = KeyErr
+	}
+	return a
 }
 
 func isRiverPeriodic(msg string) bool {

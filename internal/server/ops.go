@@ -102,7 +102,7 @@ func (s *Server) initOps() error {
 	events, _ := s.river.Subscribe(metrics.RiverEventKinds...)
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(s.river, nil),
-		Logger:    s.cfg.Logger.With(logging.KeyComponent, "riverui"),
+		Logger:    logging.Library(s.cfg.Logger, "riverui"),
 		Prefix:    RiverUIPrefix,
 	})
 	if err != nil {
