@@ -142,7 +142,7 @@ func jsonListenAddr(t *testing.T, p *testbin.Process, msg string) string {
 }
 
 // durationKey matches the keys of attributes that hold a duration.
-var durationKey = regexp.MustCompile(`took|duration|timeout|interval|grace|backoff|_age|^age|retention|next_in|elapsed|delay|wait|lag`)
+var durationKey = regexp.MustCompile(`took|duration|timeout|interval|grace|backoff|_age|^age|retention|next_in|elapsed|delay|wait|lag|lease|poll`)
 
 // requireLogConventions checks every line of output (JSON logs) against the
 // conventions of docs/operations.md and returns the decoded lines.
