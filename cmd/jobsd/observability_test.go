@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -67,6 +68,20 @@ func TestObservability(t *testing.T) {
 		`jobsd_http_requests_total{code="200",handler="/readyz",method="get"}`,
 	} {
 		require.Equal(t, 0.0, metricValue(freshConsumer, series), "%s at 0 on a fresh consume", series)
+	}
+
+	// OpenMetrics to a scraper that asks for it, on both.
+	for _, base := range []string{serveURL, consumeURL} {
+		req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", "application/openmetrics-text;version=1.0.0")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Contains(t, resp.Header.Get("Content-Type"), "application/openmetrics-text", base)
+		require.True(t, strings.HasSuffix(string(body), "# EOF\n"), base)
 	}
 
 	// Some work: a signup whose food profile fails, its event consumed.
