@@ -78,7 +78,7 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Consumer, error) {
 		pool:    pool,
 		amqpURL: amqpURL,
 		urls:    urls,
-		log:     cfg.Logger.With("queue", cfg.Queue),
+		log:     cfg.Logger.With("component", "consumer", "queue", cfg.Queue),
 		ready:   make(chan struct{}),
 	}
 	host, _ := os.Hostname()
@@ -142,7 +142,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.log.Info("consumer stopped", "processed", c.stats.processed.Load())
 			return nil
 		}
-		c.log.Warn("lost the broker, reconnecting", "error", err)
+		c.log.Warn("lost the broker, reconnecting", "err", err)
 		if conn, err = c.reconnect(ctx); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -237,7 +237,7 @@ func (c *Consumer) reconnect(ctx context.Context) (*amqp.Connection, error) {
 		if errors.Is(err, errTopology) {
 			return nil, err
 		}
-		c.log.Warn("broker still unreachable", "attempt", attempt+1, "error", err)
+		c.log.Warn("broker still unreachable", "attempt", attempt+1, "err", err)
 	}
 }
 
@@ -323,7 +323,7 @@ func (c *Consumer) session(ctx context.Context, conn *amqp.Connection) error {
 		// already received, then its deliveries channel closes.
 		for _, cons := range consumers {
 			if err := cons.ch.Cancel(cons.tag, false); err != nil {
-				c.log.Debug("cancel consumer", "error", err)
+				c.log.Debug("cancel consumer", "err", err)
 			}
 		}
 		cancelSess()

@@ -31,7 +31,7 @@ func (c *Consumer) pruneLoop(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			c.log.Warn("pruning consumer_inbox failed, retrying at the next interval", "next_in", interval, "error", err)
+			c.log.Warn("pruning consumer_inbox failed, retrying at the next interval", "next_in", interval, "err", err)
 		case n > 0:
 			c.log.Info("pruned consumer_inbox", "rows", n, "older_than", c.cfg.InboxRetention)
 		}

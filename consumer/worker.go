@@ -99,7 +99,7 @@ func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
 		}
 		return
 	}
-	w.c.log.Debug("batch failed, retrying its messages one by one", "messages", len(msgs), "error", err)
+	w.c.log.Debug("batch failed, retrying its messages one by one", "messages", len(msgs), "err", err)
 	for i := range msgs {
 		if !w.one(ctx, msgs[i], raws[i], nil) {
 			w.release(raws[i:])
@@ -152,7 +152,7 @@ func (w *worker) applyHolding(ctx context.Context, msgs []Delivery) (int, error)
 		if step != loggedStep || time.Since(logged) >= holdLogEvery {
 			w.c.log.Warn("database unavailable, holding the messages unacked and retrying",
 				"messages", len(msgs), "attempts", attempt+1, "retry_in", wait,
-				"held_for", time.Since(since).Round(time.Millisecond), "error", err)
+				"held_for", time.Since(since).Round(time.Millisecond), "err", err)
 			loggedStep, logged = step, time.Now()
 		}
 		if !sleep(ctx, wait) {
@@ -196,7 +196,7 @@ func (w *worker) one(ctx context.Context, m Delivery, raw *amqp.Delivery, err er
 		}
 		wait := w.c.backoff(attempts - 1)
 		w.c.log.Warn("handler failed, retrying the message", "message_id", m.MessageID, "attempt", attempts,
-			"max_attempts", w.c.cfg.MaxAttempts, "retry_in", wait, "error", err)
+			"max_attempts", w.c.cfg.MaxAttempts, "retry_in", wait, "err", err)
 		if !sleep(ctx, wait) {
 			return false
 		}
@@ -209,7 +209,7 @@ func (w *worker) ack(d *amqp.Delivery, multiple bool, processed, duplicates int)
 	w.c.stats.add(processed, duplicates, 0, 0)
 	if err := d.Ack(multiple); err != nil {
 		// Committed but not acked: the broker redelivers, the inbox dedupes.
-		w.c.log.Debug("ack failed; the messages will be redelivered as duplicates", "error", err)
+		w.c.log.Debug("ack failed; the messages will be redelivered as duplicates", "err", err)
 	}
 }
 
@@ -218,7 +218,7 @@ func (w *worker) reject(d *amqp.Delivery, why error) {
 	w.c.log.Warn("dead-lettering message", "message_id", d.MessageId, "type", d.Type,
 		"dead_letter_queue", DeadLetterQueue(w.c.cfg.Queue), "reason", why)
 	if err := d.Reject(false); err != nil {
-		w.c.log.Debug("reject failed; the message will be redelivered", "error", err)
+		w.c.log.Debug("reject failed; the message will be redelivered", "err", err)
 		return
 	}
 	w.c.stats.add(0, 0, 1, 0)
@@ -234,7 +234,7 @@ func (w *worker) release(ds []*amqp.Delivery) {
 		return
 	}
 	if err := ds[len(ds)-1].Nack(true, true); err != nil {
-		w.c.log.Debug("nack failed; the broker requeues the messages when the channel closes", "error", err)
+		w.c.log.Debug("nack failed; the broker requeues the messages when the channel closes", "err", err)
 		return
 	}
 	w.c.stats.add(0, 0, 0, len(ds))

@@ -76,8 +76,10 @@ func (u *run) writeFailures(ctx context.Context, failed []failure) error {
 	ids := make([]int64, len(failed))
 	reasons := make([]string, len(failed))
 	permanent := make([]bool, len(failed))
+	messageIDs := make(map[int64]string, len(failed))
 	for i, f := range failed {
 		ids[i], reasons[i], permanent[i] = f.row.ID, f.reason, f.permanent
+		messageIDs[f.row.ID] = f.row.MessageID
 	}
 	rows, err := u.db.Query(ctx, markFailedSQL, u.holder, ids, reasons,
 		millis(u.cfg.RetryBackoff), millis(RetryBackoffMax), u.cfg.MaxAttempts, permanent)
@@ -91,7 +93,7 @@ func (u *run) writeFailures(ctx context.Context, failed []failure) error {
 		u.metrics.failure(state)
 		if state == "dead" {
 			u.log.Error("outbox event is dead (jobsd outbox replay --id makes it pending again)",
-				"id", id, "attempts", attempt)
+				"event_id", id, "message_id", messageIDs[id], "attempts", attempt)
 		}
 		return nil
 	})

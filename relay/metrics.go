@@ -44,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.failuresTotal = register(reg, m.failuresTotal, &err)
 	m.duration = register(reg, m.duration, &err)
 	m.connected = register(reg, m.connected, &err)
+	for _, result := range []string{"retry", "dead"} {
+		m.failuresTotal.WithLabelValues(result) // at 0 from the start, for rate()
+	}
 	return m, err
 }
 

@@ -434,7 +434,7 @@ func (s *session) isolate(suspects []*row) (outcome, bool) {
 			out.unconfirmed = suspects[i:]
 			return out, true
 		}
-		s.log.Info("found the message the broker refused", "id", rw.ID, "suspects", len(suspects))
+		s.log.Info("found the message the broker refused", "event_id", rw.ID, "message_id", rw.MessageID, "suspects", len(suspects))
 		s.fail(rw, "refused by the broker: "+out.err.Error())
 		s.release(suspects[i+1:]...)
 		return out, true

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobsd/jobsd/internal/database"
+	"github.com/jobsd/jobsd/internal/logging"
 )
 
 // Exit codes, as documented in the README.
@@ -120,19 +121,18 @@ func setUsageErrorHandlers(cmds []*cli.Command) {
 	}
 }
 
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+// newLogger is the logger of --log-format and --log-level, holding the log
+// conventions of internal/logging; component names lines that name none.
+func newLogger(format, level, component string, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, usagef("invalid --log-level %q (use debug, info, warn or error)", level)
 	}
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	h, err := logging.New(format, lvl, w, component)
+	if err != nil {
+		return nil, usagef("invalid --log-format %q (use text or json)", format)
 	}
-	return nil, usagef("invalid --log-format %q (use text or json)", format)
+	return slog.New(h), nil
 }
 
 // openPool connects to --database-url.

@@ -166,7 +166,7 @@ func runBench(c *cli.Context, which string) error {
 
 	ctx = bench.WithProgress(ctx, func(msg string) { fmt.Fprintln(stderr, "bench: "+msg) })
 	if !c.IsSet("log-level") { // relays and River log their starts at info
-		log, _ := newLogger(c.String("log-format"), "warn", stderr)
+		log, _ := newLogger(c.String("log-format"), "warn", "bench", stderr)
 		ctx = bench.WithLogger(ctx, log)
 	}
 	// The benchmarks measure one broker: the first of the list.

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobsd/jobsd/consumer"
+	"github.com/jobsd/jobsd/internal/logging"
 )
 
 const progressIntervalDefault = 5 * time.Second
@@ -135,12 +136,15 @@ func consumeCommand() *cli.Command {
 				return err
 			}
 			s := cons.Stats()
-			slog.Info("consumer totals", "queue", cfg.Queue, "processed", s.Processed, "duplicates", s.Duplicates,
+			consumeLog().Info("consumer totals", "queue", cfg.Queue, "processed", s.Processed, "duplicates", s.Duplicates,
 				"rejected", s.Rejected, "requeued", s.Requeued)
 			return nil
 		},
 	}
 }
+
+// consumeLog is the logger of consume's own lines: the consumer's component.
+func consumeLog() *slog.Logger { return slog.Default().With(logging.KeyComponent, "consumer") }
 
 // logProgress logs the consumer's counts every interval when they changed, so
 // that someone watching several consumers sees them share the work.
@@ -162,7 +166,7 @@ func logProgress(ctx context.Context, cons *consumer.Consumer, queue string, int
 			continue
 		}
 		rate := float64(s.Processed+s.Duplicates-last.Processed-last.Duplicates) / interval.Seconds()
-		slog.Info("consumer progress", "queue", queue, "processed", s.Processed, "duplicates", s.Duplicates,
+		consumeLog().Info("consumer progress", "queue", queue, "processed", s.Processed, "duplicates", s.Duplicates,
 			"rejected", s.Rejected, "requeued", s.Requeued, "per_second", int64(rate))
 		last = s
 	}

@@ -13,10 +13,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobsd/jobsd/consumer"
+	"github.com/jobsd/jobsd/internal/logging"
+	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/internal/server"
 )
 
@@ -34,6 +35,7 @@ func consumeHTTPFlag() cli.Flag {
 type consumeHTTP struct {
 	addr string
 	reg  *prometheus.Registry
+	http *metrics.HTTP
 	srv  *http.Server
 	done chan struct{}
 }
@@ -53,7 +55,11 @@ func newConsumeHTTP(addr string) (*consumeHTTP, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
-	return &consumeHTTP{addr: addr, reg: reg}, nil
+	httpMetrics, err := metrics.NewHTTP(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &consumeHTTP{addr: addr, reg: reg, http: httpMetrics}, nil
 }
 
 // registerer is where the consumer registers its collectors: nil (no
@@ -76,23 +82,26 @@ func (h *consumeHTTP) start(ctx context.Context, cons *consumer.Consumer) error 
 		return fmt.Errorf("listen on %s: %w (is another jobsd consume running? use --http-addr)", h.addr, err)
 	}
 	h.srv = &http.Server{
-		Handler:           consumeHandler(ctx, h.reg, cons),
+		Handler:           consumeHandler(ctx, h.reg, h.http, cons),
 		ReadHeaderTimeout: server.ReadHeaderTimeoutDefault,
 		ReadTimeout:       server.ReadTimeoutDefault,
 		WriteTimeout:      server.WriteTimeoutDefault,
 		IdleTimeout:       server.IdleTimeoutDefault,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(httpLog().Handler(), slog.LevelWarn),
 	}
 	h.done = make(chan struct{})
 	go func() {
 		defer close(h.done)
 		if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			slog.Error("consumer HTTP server failed; /metrics and the probes are gone", "err", err)
+			httpLog().Error("consumer HTTP server failed; /metrics and the probes are gone", "err", err)
 		}
 	}()
-	slog.Info("consumer HTTP listening", "addr", ln.Addr().String())
+	httpLog().Info("consumer HTTP listening", "addr", ln.Addr().String())
 	return nil
 }
+
+// httpLog is the logger of consume's HTTP server.
+func httpLog() *slog.Logger { return slog.Default().With(logging.KeyComponent, "http") }
 
 // stop lets the requests in flight finish, within consumeHTTPShutdown.
 func (h *consumeHTTP) stop() {
@@ -109,15 +118,16 @@ func (h *consumeHTTP) stop() {
 
 // consumeHandler serves:
 //
-//	GET /metrics  Prometheus: jobsd_consumer_*, jobsd_build_info, Go and process
+//	GET /metrics  Prometheus: jobsd_consumer_*, jobsd_http_*, jobsd_build_info, Go
+//	              and process; OpenMetrics when the scraper asks for it
 //	GET /healthz  200 while the process runs
 //	GET /readyz   200 when the consumer is connected to the broker and its
 //	              last database transaction succeeded (or it needed none
 //	              yet); 503 otherwise and once a stop began, the JSON body
 //	              saying which
-func consumeHandler(ctx context.Context, reg *prometheus.Registry, cons *consumer.Consumer) http.Handler {
+func consumeHandler(ctx context.Context, reg *prometheus.Registry, httpMetrics *metrics.HTTP, cons *consumer.Consumer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeHTTPJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -139,7 +149,10 @@ func consumeHandler(ctx context.Context, reg *prometheus.Registry, cons *consume
 		}
 		writeHTTPJSON(w, status, body)
 	})
-	return mux
+	return httpMetrics.Instrument(mux,
+		metrics.Route{Pattern: "GET /metrics", OK: http.StatusOK},
+		metrics.Route{Pattern: "GET /healthz", OK: http.StatusOK},
+		metrics.Route{Pattern: "GET /readyz", OK: http.StatusOK})
 }
 
 func writeHTTPJSON(w http.ResponseWriter, status int, v any) {

@@ -17,7 +17,7 @@ import (
 	"github.com/jobsd/jobsd/internal/testdb"
 )
 
-var consumeListeningRE = regexp.MustCompile(`msg="consumer HTTP listening" addr=(\S+)`)
+var consumeListeningRE = regexp.MustCompile(`msg="consumer HTTP listening" (?:\S+ )*?addr=(\S+)`)
 
 // consumeHTTPAddr waits until p logs the address its HTTP server listens on.
 func consumeHTTPAddr(t *testing.T, p *testbin.Process) string {

@@ -54,7 +54,7 @@ func demoCommand() *cli.Command {
 			log := slog.Default()
 			if !c.IsSet("log-level") {
 				// River logs every retry at info; keep the progress readable.
-				log, _ = newLogger(c.String("log-format"), "warn", c.App.ErrWriter)
+				log, _ = newLogger(c.String("log-format"), "warn", "demo", c.App.ErrWriter)
 			}
 			// Refused RabbitMQ credentials or vhost: say so before touching
 			// the database (the demo's consumer reports a broker that is down).

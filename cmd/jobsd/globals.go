@@ -142,14 +142,27 @@ func contains(names []string, name string) bool {
 	return false
 }
 
-// setLogger makes --log-format and --log-level the default slog logger.
+// setLogger makes --log-format and --log-level the default slog logger. Its
+// lines name the command as their component unless they name another.
 func setLogger(c *cli.Context) error {
-	log, err := newLogger(c.String("log-format"), c.String("log-level"), c.App.ErrWriter)
+	log, err := newLogger(c.String("log-format"), c.String("log-level"), commandName(c), c.App.ErrWriter)
 	if err != nil {
 		return err
 	}
 	slog.SetDefault(log)
 	return nil
+}
+
+// commandName is the command that runs ("serve", "consume"), or "jobsd"
+// before one is known.
+func commandName(c *cli.Context) string {
+	if c.Command != nil && c.Command.Name != "" {
+		return c.Command.Name
+	}
+	if name := c.Args().First(); name != "" && c.App.Command(name) != nil {
+		return c.App.Command(name).Name // an alias names its command
+	}
+	return "jobsd"
 }
 
 // readSecretFiles sets each flag of specs that has a file variant, is not set

@@ -46,7 +46,7 @@ func waitFor(t *testing.T, what string, cond func() bool, status func() string) 
 	}
 }
 
-var listeningRE = regexp.MustCompile(`msg="http listening" addr=(\S+)`)
+var listeningRE = regexp.MustCompile(`msg="http listening" (?:\S+ )*?addr=(\S+)`)
 
 // httpAddr waits until p logs the address it listens on and returns it.
 func httpAddr(t *testing.T, p *testbin.Process) string {

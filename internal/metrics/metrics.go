@@ -2,7 +2,9 @@
 // gauges of jobs by state and queue, of the job backlog (jobs waiting to run
 // and the age of the oldest) and of the outbox's backlog, refreshed by a
 // periodic count (one cheap GROUP BY per interval), and job durations and
-// outcomes by kind, taken from River's event subscription.
+// outcomes by kind and their wait to start, taken from River's event
+// subscription; the HTTP servers' request metrics (InstrumentHTTP) and the
+// /metrics handler (Handler).
 //
 // Everything registers on a caller-provided prometheus.Registerer, never on
 // the global registry, so that several servers (and tests) live side by side.
@@ -56,6 +58,10 @@ type Config struct {
 	// outcome. Other kinds appear when they first complete, fail or are
 	// cancelled. Default none.
 	Kinds []string
+
+	// Queues are the queues whose wait histogram (jobsd_job_wait_seconds)
+	// exists for each of Kinds from New on. Default none.
+	Queues []string
 }
 
 func (c Config) withDefaults() Config {
@@ -65,6 +71,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	c.Logger = c.Logger.With("component", "metrics")
 	if c.BacklogWarn == 0 {
 		c.BacklogWarn = BacklogWarnDefault
 	}
@@ -103,6 +110,7 @@ type Metrics struct {
 	refreshErrors prometheus.Counter
 
 	jobDuration  *prometheus.HistogramVec
+	jobWait      *prometheus.HistogramVec
 	jobCompleted *prometheus.CounterVec
 	jobFailed    *prometheus.CounterVec
 	jobDiscarded *prometheus.CounterVec
@@ -158,6 +166,12 @@ func New(cfg Config) (*Metrics, error) {
 			Help:    "Time jobs spent in their worker, by kind and outcome (completed, failed, cancelled).",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"kind", "outcome"}),
+		jobWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "jobsd_job_wait_seconds",
+			Help: "Time jobs waited to start, from their scheduled_at (insert, or the end of a retry's backoff) " +
+				"to the attempt, by kind and queue, for every attempt this process worked.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900},
+		}, []string{"kind", "queue"}),
 		jobCompleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jobsd_jobs_completed_total",
 			Help: "Job attempts that succeeded, by kind.",
@@ -180,10 +194,13 @@ func New(cfg Config) (*Metrics, error) {
 		for _, vec := range []*prometheus.CounterVec{m.jobCompleted, m.jobFailed, m.jobDiscarded, m.jobCancelled} {
 			vec.WithLabelValues(kind)
 		}
+		for _, queue := range cfg.Queues {
+			m.jobWait.WithLabelValues(kind, queue)
+		}
 	}
 	for _, c := range []prometheus.Collector{
 		m.jobs, m.outboxPending, m.outboxOldest, m.outboxDead, m.backlogJobs, m.backlogOldest, m.refreshErrors,
-		m.jobDuration, m.jobCompleted, m.jobFailed, m.jobDiscarded, m.jobCancelled,
+		m.jobDuration, m.jobWait, m.jobCompleted, m.jobFailed, m.jobDiscarded, m.jobCancelled,
 	} {
 		if err := cfg.Registerer.Register(c); err != nil {
 			return nil, fmt.Errorf("metrics: register: %w", err)
@@ -203,7 +220,7 @@ func (m *Metrics) Run(ctx context.Context) {
 	for {
 		if err := m.Refresh(ctx); err != nil && ctx.Err() == nil {
 			m.refreshErrors.Inc()
-			m.cfg.Logger.Warn("metrics: count failed; gauges keep their previous values", "err", err)
+			m.cfg.Logger.Warn("count failed; gauges keep their previous values", "err", err)
 		}
 		select {
 		case <-ctx.Done():

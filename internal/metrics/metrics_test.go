@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
@@ -114,9 +115,9 @@ func TestObserveRiver(t *testing.T) {
 	m, _, _ := setup(t)
 	events := make(chan *river.Event, 10)
 	job := func(kind string, state rivertype.JobState) *rivertype.JobRow {
-		return &rivertype.JobRow{Kind: kind, State: state}
+		return &rivertype.JobRow{Kind: kind, State: state, Queue: "default"}
 	}
-	stats := &river.JobStatistics{RunDuration: 20 * time.Millisecond}
+	stats := &river.JobStatistics{RunDuration: 20 * time.Millisecond, QueueWaitDuration: 1500 * time.Millisecond}
 	events <- &river.Event{Kind: river.EventKindJobCompleted, Job: job("create_profile", rivertype.JobStateCompleted), JobStats: stats}
 	events <- &river.Event{Kind: river.EventKindJobCompleted, Job: job("create_profile", rivertype.JobStateCompleted), JobStats: stats}
 	events <- &river.Event{Kind: river.EventKindJobFailed, Job: job("create_profile", rivertype.JobStateRetryable), JobStats: stats}
@@ -133,6 +134,11 @@ func TestObserveRiver(t *testing.T) {
 	require.Equal(t, 1, testutil.CollectAndCount(m.jobDiscarded), "a retried failure is not a discard")
 	require.Equal(t, 1.0, testutil.ToFloat64(m.jobCancelled.WithLabelValues("send_email")))
 	require.Equal(t, 4, testutil.CollectAndCount(m.jobDuration), "create_profile completed/failed, send_email failed/cancelled")
+	require.Equal(t, 2, testutil.CollectAndCount(m.jobWait), "create_profile and send_email in queue default")
+	var wait dto.Metric
+	require.NoError(t, m.jobWait.WithLabelValues("send_email", "default").(prometheus.Histogram).Write(&wait))
+	require.Equal(t, uint64(2), wait.GetHistogram().GetSampleCount())
+	require.Equal(t, 3.0, wait.GetHistogram().GetSampleSum(), "1.5s each")
 }
 
 func TestConfigValidation(t *testing.T) {
@@ -161,7 +167,7 @@ func TestKindsStartAtZero(t *testing.T) {
 	t.Parallel()
 	db := testdb.New(t)
 	reg := prometheus.NewRegistry()
-	_, err := New(Config{Pool: db.Pool, Registerer: reg, Interval: -1, Kinds: []string{"create_profile"}})
+	_, err := New(Config{Pool: db.Pool, Registerer: reg, Interval: -1, Kinds: []string{"create_profile"}, Queues: []string{"default"}})
 	require.NoError(t, err)
 	for _, name := range []string{"jobsd_jobs_completed_total", "jobsd_jobs_failed_total", "jobsd_jobs_discarded_total", "jobsd_jobs_cancelled_total"} {
 		families, err := reg.Gather()
@@ -179,4 +185,5 @@ func TestKindsStartAtZero(t *testing.T) {
 		}
 		require.True(t, found, "%s is exported at 0", name)
 	}
+	require.Equal(t, 1, testutil.CollectAndCount(reg, "jobsd_job_wait_seconds"), "the wait of each kind in each queue, empty")
 }

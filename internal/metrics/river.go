@@ -13,7 +13,7 @@ var RiverEventKinds = []river.EventKind{
 	river.EventKindJobCancelled,
 }
 
-// ObserveRiver records job durations and outcomes from a River subscription
+// ObserveRiver records job durations, waits and outcomes from a River subscription
 // until the channel is closed (River closes it when the client stops, after
 // running jobs finished). Run it in its own goroutine.
 func (m *Metrics) ObserveRiver(events <-chan *river.Event) {
@@ -46,5 +46,6 @@ func (m *Metrics) observe(ev *river.Event) {
 	}
 	if ev.JobStats != nil {
 		m.jobDuration.WithLabelValues(kind, outcome).Observe(ev.JobStats.RunDuration.Seconds())
+		m.jobWait.WithLabelValues(kind, ev.Job.Queue).Observe(max(ev.JobStats.QueueWaitDuration.Seconds(), 0))
 	}
 }

@@ -32,7 +32,7 @@ func (s *Server) logActivity(events <-chan *river.Event) {
 			if completed == loggedCompleted && failed == loggedFailed {
 				continue
 			}
-			s.cfg.Logger.Info("jobs worked by this process",
+			s.log.Info("jobs worked by this process",
 				"completed", completed, "failed", failed,
 				"completed_last_10s", completed-loggedCompleted, "failed_last_10s", failed-loggedFailed)
 			loggedCompleted, loggedFailed = completed, failed

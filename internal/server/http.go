@@ -32,6 +32,9 @@ import (
 //	GET  /healthz  200 while the process runs
 //	GET  /metrics  Prometheus metrics (basic auth when UIUser is set)
 //	     /riverui/ River UI (basic auth when UIUser is set)
+//
+// Every request is counted in jobsd_http_requests_total and
+// jobsd_http_request_duration_seconds under the route it matched.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /signup", s.handleSignup)
@@ -40,7 +43,12 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	s.mountOps(mux)
-	return mux
+	return s.ops.http.Instrument(mux,
+		metrics.Route{Pattern: "POST /signup", OK: http.StatusCreated},
+		metrics.Route{Pattern: "GET /healthz", OK: http.StatusOK},
+		metrics.Route{Pattern: "GET /readyz", OK: http.StatusOK},
+		metrics.Route{Pattern: "GET /metrics", OK: http.StatusOK},
+		metrics.Route{Pattern: RiverUIPrefix + "/", OK: http.StatusOK})
 }
 
 func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
@@ -66,7 +74,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, signup.ErrDuplicateEmail):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		s.cfg.Logger.Error("signup failed", "err", err)
+		s.log.Error("signup failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "signup failed; see the server log")
 	default:
 		writeJSON(w, http.StatusCreated, res)

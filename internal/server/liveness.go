@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/jobsd/jobsd/internal/liveness"
+	"github.com/jobsd/jobsd/internal/logging"
 	jsql "github.com/jobsd/jobsd/sql"
 )
 
@@ -48,6 +49,6 @@ func (s *Server) startLiveness(ctx context.Context) *liveness.Process {
 			tag, err := tx.Exec(ctx, rescueDeadSQL, dead)
 			return tag.RowsAffected(), err
 		},
-		Logger: s.cfg.Logger.With("component", "rescuer"),
+		Logger: s.cfg.Logger.With(logging.KeyComponent, "rescuer"),
 	})
 }

@@ -11,10 +11,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/riverqueue/river"
 	"riverqueue.com/riverui"
 
+	"github.com/jobsd/jobsd/internal/logging"
 	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/jobs"
 )
@@ -26,6 +26,7 @@ const RiverUIPrefix = "/riverui"
 type ops struct {
 	metrics *metrics.Metrics
 	refused prometheus.Counter // signups refused over MaxBacklog
+	http    *metrics.HTTP      // request metrics
 	events  <-chan *river.Event
 	ui      *riverui.Handler
 }
@@ -79,6 +80,7 @@ func (s *Server) initOps() error {
 		Interval:   s.cfg.MetricsInterval,
 		Logger:     s.cfg.Logger,
 		Kinds:      jobs.Kinds(),
+		Queues:     []string{river.QueueDefault},
 
 		BacklogWarn:    s.cfg.BacklogWarn,
 		BacklogWarnAge: s.cfg.BacklogWarnAge,
@@ -93,16 +95,20 @@ func (s *Server) initOps() error {
 	if err := s.cfg.Registry.Register(refused); err != nil {
 		return fmt.Errorf("metrics: register: %w", err)
 	}
+	httpMetrics, err := metrics.NewHTTP(s.cfg.Registry)
+	if err != nil {
+		return err
+	}
 	events, _ := s.river.Subscribe(metrics.RiverEventKinds...)
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{
 		Endpoints: riverui.NewEndpoints(s.river, nil),
-		Logger:    s.cfg.Logger,
+		Logger:    logging.Library(s.cfg.Logger, "riverui"),
 		Prefix:    RiverUIPrefix,
 	})
 	if err != nil {
 		return fmt.Errorf("river UI: %w", err)
 	}
-	s.ops = ops{metrics: m, refused: refused, events: events, ui: ui}
+	s.ops = ops{metrics: m, refused: refused, http: httpMetrics, events: events, ui: ui}
 	return nil
 }
 
@@ -152,7 +158,7 @@ func (s *Server) Registry() *prometheus.Registry { return s.cfg.Registry }
 
 func (s *Server) mountOps(mux *http.ServeMux) {
 	reg := s.cfg.Registry
-	mux.Handle("GET /metrics", s.protect(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	mux.Handle("GET /metrics", s.protect(metrics.Handler(reg)))
 	mux.Handle(RiverUIPrefix+"/", s.protect(s.ops.ui))
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/jobsd/jobsd/internal/liveness"
+	"github.com/jobsd/jobsd/internal/logging"
 	"github.com/jobsd/jobsd/internal/metrics"
 	"github.com/jobsd/jobsd/jobs"
 	"github.com/jobsd/jobsd/relay"
@@ -228,6 +229,7 @@ func (c Config) validate() error {
 // Server is a running jobsd process.
 type Server struct {
 	cfg    Config
+	log    *slog.Logger // cfg.Logger with component=serve
 	pool   *pgxpool.Pool
 	river  *river.Client[pgx.Tx]
 	signup *signup.Service
@@ -252,7 +254,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
 		ID:                   workerID(),
 		JobTimeout:           jobTimeout,
-		Logger:               cfg.Logger,
+		Logger:               logging.River(cfg.Logger),
 		MaxAttempts:          cfg.MaxAttempts,
 		PollOnly:             cfg.PollOnly,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
@@ -265,6 +267,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:    cfg,
+		log:    cfg.Logger.With(logging.KeyComponent, "serve"),
 		pool:   pool,
 		river:  client,
 		signup: &signup.Service{Pool: pool, River: client},
@@ -306,7 +309,7 @@ func (s *Server) Relay() *relay.Relay { return s.relay }
 // clean stop, and an error naming the components it gave up waiting for when
 // the timeout passed; those may still hold connections of the pool.
 func (s *Server) Run(ctx context.Context) error {
-	log := s.cfg.Logger
+	log := s.log
 	opsCtx, stopOps := context.WithCancel(ctx)
 	defer stopOps()
 	if err := s.startOps(opsCtx); err != nil {
@@ -380,7 +383,7 @@ func (s *Server) httpServer() *http.Server {
 		ReadTimeout:       s.cfg.ReadTimeout,
 		WriteTimeout:      s.cfg.WriteTimeout,
 		IdleTimeout:       s.cfg.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.cfg.Logger.With(logging.KeyComponent, "http").Handler(), slog.LevelWarn),
 	}
 }
 
@@ -401,7 +404,7 @@ func readinessGrace(grace, timeout time.Duration) time.Duration {
 // then the relay, within ShutdownTimeout. It returns an error naming what did
 // not stop in time.
 func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(), relayDone <-chan struct{}, alive *liveness.Process) error {
-	log := s.cfg.Logger
+	log := s.log
 	timeout := s.cfg.ShutdownTimeout
 	s.stopping.Store(true)
 	log.Info("shutting down", "timeout", timeout)
@@ -450,7 +453,7 @@ func (s *Server) stop(ctx context.Context, httpSrv *http.Server, stopRelay func(
 			select {
 			case <-done:
 			default:
-				log.Error("did not stop within the shutdown timeout; giving up on it", "component", name, "timeout", timeout)
+				log.Error("did not stop within the shutdown timeout; giving up on it", "stuck", name, "timeout", timeout)
 				stuck = append(stuck, name)
 			}
 		}
