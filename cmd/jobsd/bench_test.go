@@ -28,7 +28,8 @@ func TestBenchAllJSON(t *testing.T) {
 	t.Cleanup(func() { dropBenchDatabase(t, scratch) })
 	b := testbroker.New(t)
 
-	res := testbin.Run(t, []string{"DATABASE_URL=" + dbURL, "AMQP_URL=" + b.URL},
+	// Every measurement in a row: minutes on a loaded machine.
+	res := testbin.RunWithin(t, 5*time.Minute, []string{"DATABASE_URL=" + dbURL, "AMQP_URL=" + b.URL},
 		"bench", "all", "--messages", "500", "--duration", "1s", "--json",
 		"--backlog-small", "300", "--backlog-large", "600", "--notify-rate", "200")
 	require.Equal(t, 0, res.Code, "stderr:\n%s", res.Stderr)

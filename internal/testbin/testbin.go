@@ -78,8 +78,15 @@ type Result struct {
 // at most a minute.
 func Run(t testing.TB, env []string, args ...string) Result {
 	t.Helper()
-	bin := Path(t) // the build does not count against the run's minute
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return RunWithin(t, time.Minute, env, args...)
+}
+
+// RunWithin is Run for commands that may take longer than a minute on a
+// loaded machine: it kills jobsd after timeout.
+func RunWithin(t testing.TB, timeout time.Duration, env []string, args ...string) Result {
+	t.Helper()
+	bin := Path(t) // the build does not count against the run's timeout
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(append(os.Environ(), fastRaceExit), env...)
