@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/jobsd/jobsd/internal/database"
+	"github.com/jobsd/jobsd/internal/telemetry"
 )
 
 // Exit codes, as documented in the README.
@@ -126,11 +127,13 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 		return nil, usagef("invalid --log-level %q (use debug, info, warn or error)", level)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	// telemetry.LogHandler: a line logged inside a span (slog's *Context
+	// methods) carries trace_id and span_id.
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	}
 	return nil, usagef("invalid --log-format %q (use text or json)", format)
 }

@@ -34,7 +34,7 @@ import (
 //	     /riverui/ River UI (basic auth when UIUser is set)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /signup", s.handleSignup)
+	mux.Handle("POST /signup", s.traceHTTP("POST /signup", s.handleSignup))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -66,7 +66,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, signup.ErrDuplicateEmail):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		s.cfg.Logger.Error("signup failed", "err", err)
+		s.cfg.Logger.ErrorContext(r.Context(), "signup failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "signup failed; see the server log")
 	default:
 		writeJSON(w, http.StatusCreated, res)
