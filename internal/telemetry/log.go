@@ -16,7 +16,8 @@ const (
 // LogHandler wraps h so that every record logged with a context that holds a
 // valid span context (slog's *Context methods, or Log with a ctx) gets
 // trace_id and span_id attributes, as W3C hex strings. Records logged without
-// such a context pass through unchanged.
+// such a context pass through unchanged. Under WithGroup the two attributes
+// land in the group, as every attribute of the record does.
 func LogHandler(h slog.Handler) slog.Handler {
 	if _, ok := h.(logHandler); ok {
 		return h
