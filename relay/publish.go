@@ -267,7 +267,7 @@ func (s *session) confirmLoop() outcome {
 			endPublish(f.span, errUnconfirmed)
 			out.unconfirmed = append(out.unconfirmed, f.row)
 		} else {
-			endPublish(f.span, s.resolve(f.row, f.dc.Acked()))
+			endPublish(f.span, s.resolve(f.row, f.dc.Acked(), f.span))
 			s.ackedOnce(f.dc.Acked())
 		}
 		signal(s.progress)
@@ -332,8 +332,9 @@ const errUnconfirmed = "no confirm from the broker: the channel closed first"
 
 // resolve records the broker's answer for a row: ack (unless the message
 // came back with basic.return) or nack. It returns why the publish failed,
-// or "" when the broker took the message.
-func (s *session) resolve(rw *row, acked bool) string {
+// or "" when the broker took the message. span is the message's publish
+// span (nil when tracing is off): a failure is logged inside it.
+func (s *session) resolve(rw *row, acked bool, span trace.Span) string {
 	// A basic.return arrives before the ack of the same message, and amqp091
 	// hands both over in that order: any return is already in s.returns.
 	s.drainReturns()
@@ -351,7 +352,7 @@ func (s *session) resolve(rw *row, acked bool) string {
 		s.confirm(rw)
 		return ""
 	}
-	s.fail(rw, failure)
+	s.failRowContext(spanContext(span), rw, failure, false)
 	return failure
 }
 
@@ -436,7 +437,7 @@ func (s *session) isolate(suspects []*row) (outcome, bool) {
 			}
 			s.awaitConfirm(dc)
 			if dc.Acked() || !s.ch.IsClosed() {
-				endPublish(span, s.resolve(rw, dc.Acked()))
+				endPublish(span, s.resolve(rw, dc.Acked(), span))
 				s.ackedOnce(dc.Acked())
 				continue
 			}

@@ -83,3 +83,12 @@ func endPublish(span trace.Span, failure string) {
 	}
 	span.End()
 }
+
+// spanContext returns a context holding span, or the background context when
+// span is nil.
+func spanContext(span trace.Span) context.Context {
+	if span == nil {
+		return context.Background()
+	}
+	return trace.ContextWithSpan(context.Background(), span)
+}

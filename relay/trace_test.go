@@ -2,14 +2,22 @@ package relay
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/jobsd/jobsd/internal/telemetry"
+	"github.com/jobsd/jobsd/internal/testlog"
 )
 
 // TestRelayTraceHeaders: with tracing on, an event's own traceparent (here
@@ -75,6 +83,37 @@ func TestRelayTraceHeaders(t *testing.T) {
 		sc := untraced.SpanContext()
 		require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01", got["test.untraced"]["traceparent"],
 			"an event without a trace context carries the publish span's")
+	})
+
+	t.Run("a failure is logged inside the publish span", func(t *testing.T) {
+		t.Parallel()
+		h := setup(t, harnessOpts{noQueue: true})
+		rec := tracetest.NewSpanRecorder()
+		var logs testlog.Buffer
+		cfg := h.config()
+		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		cfg.Mandatory = true // no queue: the broker returns the message
+		cfg.MaxAttempts = 1
+		cfg.Logger = slog.New(telemetry.LogHandler(slog.NewJSONHandler(&logs, nil)))
+		h.start(h.broker.URL, cfg)
+		writeEvents(t, h)
+		require.Eventually(t, func() bool { return len(rec.Ended()) == 2 }, waitTimeout, 5*time.Millisecond)
+		spanIDs := map[string]bool{}
+		for _, s := range rec.Ended() {
+			require.Equal(t, codes.Error, s.Status().Code)
+			require.Contains(t, s.Status().Description, "returned by the broker")
+			spanIDs[s.SpanContext().SpanID().String()] = true
+		}
+		var failures int
+		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+			var rec map[string]any
+			require.NoError(t, json.Unmarshal([]byte(line), &rec))
+			if rec["msg"] == "publish failed" {
+				failures++
+				require.True(t, spanIDs[fmt.Sprint(rec["span_id"])], "logged inside its publish span: %v", rec)
+			}
+		}
+		require.Equal(t, 2, failures, logs.String())
 	})
 
 	t.Run("off", func(t *testing.T) {
