@@ -327,7 +327,9 @@ func (s *session) closeConn() {
 func confirmTimeout(lease time.Duration) time.Duration { return max(lease/2, 2*time.Second) }
 
 // errUnconfirmed ends the publish span of a message whose channel closed
-// before the broker's confirm: the row is published again.
+// before the broker's confirm: the row is published again (or, while the
+// relay looks for the message that made the broker close the channel, found
+// to be it: see isolate).
 const errUnconfirmed = "no confirm from the broker: the channel closed first"
 
 // resolve records the broker's answer for a row: ack (unless the message
