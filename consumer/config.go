@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config.
@@ -169,6 +170,14 @@ type Config struct {
 	// jobsd_consumer_lag_seconds{queue}. Several Consumers may share one
 	// Registerer. Default nil: no metrics (Stats still counts).
 	Registerer prometheus.Registerer
+
+	// TracerProvider, when tracing is on, gets a "process <Queue>" span
+	// (kind consumer) per message, a child of the trace context in the
+	// message's traceparent header; see Delivery.Context and the README's
+	// Tracing section. Default nil: OpenTelemetry's global provider as it
+	// is when New runs. While that (or the given provider) is a no-op, the
+	// consumer does nothing per message for tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns a copy of c with zero fields set to their defaults.

@@ -50,6 +50,8 @@ type Consumer struct {
 	// foundKind is the exchange's type when it turned out to differ from
 	// the configured one: later connections declare it as it is.
 	foundKind atomic.Value
+	// trace is off (no tracer) unless Config.TracerProvider records.
+	trace tracing
 }
 
 // New checks cfg and returns a Consumer on pool and the broker at amqpURL.
@@ -80,6 +82,7 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Consumer, error) {
 		urls:    urls,
 		log:     cfg.Logger.With("component", "consumer", "queue", cfg.Queue),
 		ready:   make(chan struct{}),
+		trace:   newTracing(cfg.TracerProvider),
 	}
 	host, _ := os.Hostname()
 	c.instance = fmt.Sprintf("%s:%d:%d", host, os.Getpid(), instanceSeq.Add(1))

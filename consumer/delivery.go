@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Delivery is one well-formed message, as a Handler sees it. The consumer
@@ -35,6 +36,10 @@ type Delivery struct {
 	// Redelivered is true when the broker delivered this message before, to
 	// this consumer or another one.
 	Redelivered bool
+
+	// span is the message's processing span (see Context); nil while
+	// tracing is off.
+	span trace.Span
 }
 
 // Day is the UTC day of the message's timestamp, or of now when it has none.

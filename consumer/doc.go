@@ -71,6 +71,7 @@
 // Several Consumers on one queue, in one process or many, share the work
 // (competing consumers).
 //
-// It may import pgx, amqp091-go, prometheus, the sql package and
-// internal/database; not River, the relay or the CLI.
+// It may import pgx, amqp091-go, prometheus, OpenTelemetry's API, the sql
+// package, internal/database and internal/telemetry; not River, the relay or
+// the CLI.
 package consumer

@@ -39,11 +39,12 @@ import (
 type Handler func(ctx context.Context, tx pgx.Tx, batch []Delivery) error
 
 // Each adapts a function that handles one message to a Handler; it calls fn
-// for the messages of a batch in order, in the batch's transaction.
+// for the messages of a batch in order, in the batch's transaction, each with
+// d.Context(ctx): inside the message's processing span when tracing is on.
 func Each(fn func(ctx context.Context, tx pgx.Tx, d Delivery) error) Handler {
 	return func(ctx context.Context, tx pgx.Tx, batch []Delivery) error {
 		for _, d := range batch {
-			if err := fn(ctx, tx, d); err != nil {
+			if err := fn(d.Context(ctx), tx, d); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 
 	jsql "github.com/jobsd/jobsd/sql"
 )
@@ -22,6 +23,9 @@ type worker struct {
 	deliveries <-chan amqp.Delivery
 	lost       <-chan struct{} // closed when the session's connection or this worker's channel is lost
 	dbDown     bool            // the last transaction failed with a database error
+	// spans holds the processing spans of the batch in hand, by delivery
+	// tag; nil while tracing is off.
+	spans map[uint64]trace.Span
 }
 
 // run handles deliveries until the channel closes (consumer cancelled or
@@ -72,6 +76,10 @@ func (w *worker) isLost() bool {
 // it holds the batch (see applyHolding). On a handler error it finds the
 // culprit by retrying one message per transaction (see one).
 func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
+	if w.c.trace.tracer != nil {
+		w.startSpans(batch)
+		defer w.endSpans()
+	}
 	msgs := make([]Delivery, 0, len(batch))
 	raws := make([]*amqp.Delivery, 0, len(batch))
 	for i := range batch {
@@ -80,12 +88,17 @@ func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
 			w.reject(&batch[i], err)
 			continue
 		}
+		m.span = w.spanOf(&batch[i])
 		msgs, raws = append(msgs, m), append(raws, &batch[i])
 	}
 	if len(msgs) == 0 {
 		return
 	}
-	fresh, err := w.applyHolding(ctx, msgs)
+	batchCtx := ctx
+	if len(msgs) == 1 {
+		batchCtx = msgs[0].Context(ctx) // the transaction runs in the message's span
+	}
+	fresh, err := w.applyHolding(batchCtx, msgs)
 	switch {
 	case err == nil:
 		w.ack(raws[len(raws)-1], true, fresh, len(msgs)-fresh)
@@ -94,14 +107,14 @@ func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
 		w.release(raws)
 		return
 	case len(msgs) == 1:
-		if !w.one(ctx, msgs[0], raws[0], err) {
+		if !w.one(batchCtx, msgs[0], raws[0], err) {
 			w.release(raws)
 		}
 		return
 	}
 	w.c.log.Debug("batch failed, retrying its messages one by one", "messages", len(msgs), "err", err)
 	for i := range msgs {
-		if !w.one(ctx, msgs[i], raws[i], nil) {
+		if !w.one(msgs[i].Context(ctx), msgs[i], raws[i], nil) {
 			w.release(raws[i:])
 			return
 		}
@@ -137,7 +150,7 @@ func (w *worker) applyHolding(ctx context.Context, msgs []Delivery) (int, error)
 		w.c.databaseFailing.Store(err != nil && isDatabaseError(err))
 		if err == nil || !isDatabaseError(err) {
 			if attempt > 0 {
-				w.c.log.Info("database is back, applied the held messages", "messages", len(msgs),
+				w.c.log.InfoContext(ctx, "database is back, applied the held messages", "messages", len(msgs),
 					"attempts", attempt+1, "held_for", time.Since(since).Round(time.Millisecond))
 			}
 			w.dbDown = false
@@ -150,7 +163,7 @@ func (w *worker) applyHolding(ctx context.Context, msgs []Delivery) (int, error)
 		step := w.c.backoffStep(attempt)
 		wait := jitter(step)
 		if step != loggedStep || time.Since(logged) >= holdLogEvery {
-			w.c.log.Warn("database unavailable, holding the messages unacked and retrying",
+			w.c.log.WarnContext(ctx, "database unavailable, holding the messages unacked and retrying",
 				"messages", len(msgs), "attempts", attempt+1, "retry_in", wait,
 				"held_for", time.Since(since).Round(time.Millisecond), "err", err)
 			loggedStep, logged = step, time.Now()
@@ -195,7 +208,7 @@ func (w *worker) one(ctx context.Context, m Delivery, raw *amqp.Delivery, err er
 			return true
 		}
 		wait := w.c.backoff(attempts - 1)
-		w.c.log.Warn("handler failed, retrying the message", "message_id", m.MessageID, "attempt", attempts,
+		w.c.log.WarnContext(ctx, "handler failed, retrying the message", "message_id", m.MessageID, "attempt", attempts,
 			"max_attempts", w.c.cfg.MaxAttempts, "retry_in", wait, "err", err)
 		if !sleep(ctx, wait) {
 			return false
@@ -215,7 +228,8 @@ func (w *worker) ack(d *amqp.Delivery, multiple bool, processed, duplicates int)
 
 // reject dead-letters a delivery that can never be handled.
 func (w *worker) reject(d *amqp.Delivery, why error) {
-	w.c.log.Warn("dead-lettering message", "message_id", d.MessageId, "type", d.Type,
+	w.failSpan(d, why)
+	w.c.log.WarnContext(w.spanContext(context.Background(), d), "dead-lettering message", "message_id", d.MessageId, "type", d.Type,
 		"dead_letter_queue", DeadLetterQueue(w.c.cfg.Queue), "reason", why)
 	if err := d.Reject(false); err != nil {
 		w.c.log.Debug("reject failed; the message will be redelivered", "err", err)

@@ -14,8 +14,13 @@
 // outbox_event_sendable refuses, with SQLSTATE 23514 (check_violation), a row
 // the relay could never send, whoever inserts it.
 //
-// It imports pgx, database/sql and the sql package only: an application links
-// it without River, RabbitMQ or the relay.
+// The caller's OpenTelemetry trace context, the span in the ctx given to
+// Write, is stored with each event as its traceparent (and tracestate) header
+// (see TraceParentHeader): the relay publishes it and jobsd consume continues
+// the trace. Without a span in ctx nothing is added.
+//
+// It imports pgx, database/sql, the sql package and OpenTelemetry's trace API
+// only: an application links it without River, RabbitMQ or the relay.
 package outbox
 
 import (
@@ -51,6 +56,12 @@ type Event struct {
 	// relay sets. Names are 1 to MaxHeaderNameBytes bytes and not reserved
 	// (see ReservedHeader); names and values together stay under
 	// MaxHeadersBytes.
+	//
+	// Write adds traceparent and tracestate (TraceParentHeader,
+	// TraceStateHeader) from the span in its ctx, unless the event sets
+	// either of them itself (a producer that propagates its own trace
+	// context), or they would take the headers over MaxHeadersBytes. The
+	// map itself is never modified.
 	Headers map[string]string
 }
 
@@ -89,7 +100,7 @@ func WriteReturningIDs(ctx context.Context, tx pgx.Tx, events ...Event) ([]int64
 	if len(events) == 0 {
 		return nil, nil
 	}
-	c, err := encodeColumns(events)
+	c, err := encodeColumns(ctx, events)
 	if err != nil {
 		return nil, err
 	}
@@ -121,11 +132,11 @@ type columns struct {
 
 // encodeColumns validates every event and returns them as columns, or an
 // error wrapping ErrInvalidEvent that names the first invalid event.
-func encodeColumns(events []Event) (columns, error) {
+func encodeColumns(ctx context.Context, events []Event) (columns, error) {
 	n := len(events)
 	c := columns{make([]string, n), make([]string, n), make([]string, n), make([]string, n)}
 	for i, e := range events {
-		p, h, err := e.encode()
+		p, h, err := e.encode(ctx)
 		if err != nil {
 			return columns{}, fmt.Errorf("outbox: event %d: %w", i, err)
 		}

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -48,8 +49,9 @@ func ReservedHeader(name string) bool {
 	return name == "CC" || name == "BCC" || strings.HasPrefix(name, ReservedHeaderPrefix)
 }
 
-// encode validates e and returns its payload and headers as JSON.
-func (e Event) encode() (payload, headers []byte, err error) {
+// encode validates e and returns its payload and headers as JSON, the headers
+// with the trace context of ctx (see traceHeaders).
+func (e Event) encode(ctx context.Context) (payload, headers []byte, err error) {
 	switch {
 	case e.Topic == "":
 		return nil, nil, invalid("topic is empty")
@@ -64,36 +66,40 @@ func (e Event) encode() (payload, headers []byte, err error) {
 	if err := checkText("key", e.Key); err != nil {
 		return nil, nil, err
 	}
-	if err := checkHeaders(e.Headers); err != nil {
+	size, err := checkHeaders(e.Headers)
+	if err != nil {
 		return nil, nil, err
 	}
 	payload, err = encodePayload(e.Payload)
 	if err != nil {
 		return nil, nil, err
 	}
-	if e.Headers == nil {
+	h := traceHeaders(ctx, e.Headers, size)
+	if h == nil {
 		return payload, []byte("{}"), nil
 	}
-	headers, err = json.Marshal(e.Headers)
+	headers, err = json.Marshal(h)
 	return payload, headers, err
 }
 
-func checkHeaders(headers map[string]string) error {
+// checkHeaders validates headers and returns their size as JSON text, as
+// Postgres' jsonb stores them ({"name": "value", ...}).
+func checkHeaders(headers map[string]string) (int, error) {
 	size := len("{}")
 	for k, v := range headers {
 		switch {
 		case k == "":
-			return invalid("header name is empty")
+			return 0, invalid("header name is empty")
 		case len(k) > MaxHeaderNameBytes:
-			return invalid("header name %.40q... is longer than %d bytes", k, MaxHeaderNameBytes)
+			return 0, invalid("header name %.40q... is longer than %d bytes", k, MaxHeaderNameBytes)
 		case ReservedHeader(k):
-			return invalid("header name %q is reserved (CC, BCC and names starting with %q)", k, ReservedHeaderPrefix)
+			return 0, invalid("header name %q is reserved (CC, BCC and names starting with %q)", k, ReservedHeaderPrefix)
 		}
 		if err := checkText(fmt.Sprintf("header name %.40q", k), k); err != nil {
-			return err
+			return 0, err
 		}
 		if err := checkText(fmt.Sprintf("header %.40q", k), v); err != nil {
-			return err
+			return 0, err
 		}
 		size += escapedStringLen(k) + len(": ") + escapedStringLen(v)
 	}
@@ -101,9 +107,9 @@ func checkHeaders(headers map[string]string) error {
 		size += len(", ") * (len(headers) - 1)
 	}
 	if size > MaxHeadersBytes {
-		return invalid("headers are %d bytes as JSON, more than the %d allowed", size, MaxHeadersBytes)
+		return 0, invalid("headers are %d bytes as JSON, more than the %d allowed", size, MaxHeadersBytes)
 	}
-	return nil
+	return size, nil
 }
 
 func encodePayload(v any) (payload []byte, err error) {

@@ -33,7 +33,7 @@ func WriteSQLReturningIDs(ctx context.Context, tx *sql.Tx, events ...Event) ([]i
 	if len(events) == 0 {
 		return nil, nil
 	}
-	c, err := encodeColumns(events)
+	c, err := encodeColumns(ctx, events)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config.
@@ -106,6 +107,14 @@ type Config struct {
 	// jobsd_relay_publish_duration_seconds (claim to confirm, per message) and
 	// jobsd_relay_broker_connected. Default nil: no metrics.
 	Registerer prometheus.Registerer
+
+	// TracerProvider, when tracing is on, gets a "publish <exchange>" span
+	// (kind producer) per message, linked to the trace context the event
+	// was written with; see the README's Tracing section. Default nil:
+	// OpenTelemetry's global provider as it is when New runs. While that
+	// (or the given provider) is a no-op, the relay does nothing per
+	// message for tracing.
+	TracerProvider trace.TracerProvider
 
 	// noPrecheck lets messages the broker would refuse reach it (tests of
 	// the relay's handling of refusals it does not foresee).

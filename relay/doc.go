@@ -2,8 +2,9 @@
 // outbox_event rows under a lease, publishes them with pipelined publisher
 // confirms and marks them published only once the broker confirmed them.
 //
-// It may import pgx, amqp091-go, the Prometheus client and the sql package;
-// not River, the CLI or other jobsd packages.
+// It may import pgx, amqp091-go, the Prometheus client, OpenTelemetry's API,
+// the sql package and internal/telemetry; not River, the CLI or other jobsd
+// packages.
 //
 // # Claim, lease, publish, mark
 //

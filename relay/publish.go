@@ -8,6 +8,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 const (
@@ -54,8 +55,9 @@ type session struct {
 }
 
 type inflight struct {
-	dc  *amqp.DeferredConfirmation
-	row *row
+	dc   *amqp.DeferredConfirmation
+	row  *row
+	span trace.Span // the publish span; nil when tracing is off
 }
 
 // outcome is how a session ended.
@@ -175,22 +177,26 @@ func (s *session) publishBatch(b *batch) bool {
 			s.failRow(rw, err.Error(), true) // it can never be sent
 			continue
 		}
+		span := s.startPublish(rw, &msg)
 		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, rw.Topic, s.cfg.Mandatory, false, msg)
 		if err != nil {
 			// The channel or the connection is gone; rw may or may not
 			// have reached the broker.
+			endPublish(span, errUnconfirmed)
 			s.orphans = append(s.orphans, rw)
 			s.release(b.rows[i+1:]...)
 			return false
 		}
 		select {
-		case s.inflight <- inflight{dc: dc, row: rw}:
+		case s.inflight <- inflight{dc: dc, row: rw, span: span}:
 			s.outstanding.Add(1)
 		case <-s.chDone:
+			endPublish(span, errUnconfirmed)
 			s.orphans = append(s.orphans, rw)
 			s.release(b.rows[i+1:]...)
 			return false
 		case <-s.ctx.Done():
+			endPublish(span, errUnconfirmed)
 			s.orphans = append(s.orphans, rw)
 			s.release(b.rows[i+1:]...)
 			return false
@@ -258,9 +264,10 @@ func (s *session) confirmLoop() outcome {
 		s.awaitConfirm(f.dc)
 		s.outstanding.Add(-1)
 		if !f.dc.Acked() && s.ch.IsClosed() {
+			endPublish(f.span, errUnconfirmed)
 			out.unconfirmed = append(out.unconfirmed, f.row)
 		} else {
-			s.resolve(f.row, f.dc.Acked())
+			endPublish(f.span, s.resolve(f.row, f.dc.Acked(), f.span))
 			s.ackedOnce(f.dc.Acked())
 		}
 		signal(s.progress)
@@ -319,24 +326,36 @@ func (s *session) closeConn() {
 // risks the lease running out while the row is still in flight.
 func confirmTimeout(lease time.Duration) time.Duration { return max(lease/2, 2*time.Second) }
 
+// errUnconfirmed ends the publish span of a message whose channel closed
+// before the broker's confirm: the row is published again (or, while the
+// relay looks for the message that made the broker close the channel, found
+// to be it: see isolate).
+const errUnconfirmed = "no confirm from the broker: the channel closed first"
+
 // resolve records the broker's answer for a row: ack (unless the message
-// came back with basic.return) or nack.
-func (s *session) resolve(rw *row, acked bool) {
+// came back with basic.return) or nack. It returns why the publish failed,
+// or "" when the broker took the message. span is the message's publish
+// span (nil when tracing is off): a failure is logged inside it.
+func (s *session) resolve(rw *row, acked bool, span trace.Span) string {
 	// A basic.return arrives before the ack of the same message, and amqp091
 	// hands both over in that order: any return is already in s.returns.
 	s.drainReturns()
 	ret, wasReturned := s.returned[rw.MessageID]
 	delete(s.returned, rw.MessageID)
+	var failure string
 	switch {
 	case !acked:
-		s.fail(rw, "nacked by the broker (basic.nack): it could not take the message, "+
-			"e.g. a queue with x-overflow=reject-publish is full or the message exceeds its x-max-length-bytes")
+		failure = "nacked by the broker (basic.nack): it could not take the message, " +
+			"e.g. a queue with x-overflow=reject-publish is full or the message exceeds its x-max-length-bytes"
 	case wasReturned:
-		s.fail(rw, fmt.Sprintf("returned by the broker: %d %s (no queue is bound to exchange %q and the relay publishes with mandatory)",
-			ret.ReplyCode, ret.ReplyText, s.cfg.Exchange))
+		failure = fmt.Sprintf("returned by the broker: %d %s (no queue is bound to exchange %q and the relay publishes with mandatory)",
+			ret.ReplyCode, ret.ReplyText, s.cfg.Exchange)
 	default:
 		s.confirm(rw)
+		return ""
 	}
+	s.failRowContext(spanContext(span), rw, failure, false)
+	return failure
 }
 
 func (s *session) drainReturns() {
@@ -410,6 +429,7 @@ func (s *session) isolate(suspects []*row) (outcome, bool) {
 			s.failRow(rw, err.Error(), true)
 			continue
 		}
+		span := s.startPublish(rw, &msg)
 		dc, err := s.ch.PublishWithDeferredConfirmWithContext(context.Background(), s.cfg.Exchange, rw.Topic, s.cfg.Mandatory, false, msg)
 		if err == nil {
 			select {
@@ -419,11 +439,12 @@ func (s *session) isolate(suspects []*row) (outcome, bool) {
 			}
 			s.awaitConfirm(dc)
 			if dc.Acked() || !s.ch.IsClosed() {
-				s.resolve(rw, dc.Acked())
+				endPublish(span, s.resolve(rw, dc.Acked(), span))
 				s.ackedOnce(dc.Acked())
 				continue
 			}
 		}
+		endPublish(span, errUnconfirmed)
 		// The channel closed: this row is the culprit if the broker closed
 		// the channel, or the connection over the message's content, over it;
 		// not if the connection broke otherwise or we stopped.

@@ -26,6 +26,7 @@ type Relay struct {
 	urls    []string // the brokers, tried in order
 	log     *slog.Logger
 	metrics *metrics
+	trace   tracing // off: no tracer
 
 	exchange exchange // the type the exchange turned out to have
 
@@ -68,6 +69,7 @@ func New(pool *pgxpool.Pool, amqpURL string, cfg Config) (*Relay, error) {
 		urls:    urls,
 		log:     cfg.Logger.With("component", "relay", "relay_id", cfg.ID),
 		metrics: m,
+		trace:   newTracing(cfg.TracerProvider),
 	}, nil
 }
 

@@ -267,7 +267,13 @@ func (u *run) fail(rw *row, reason string) { u.failRow(rw, reason, false) }
 
 // failRow records a failed row; permanent makes it dead at once.
 func (u *run) failRow(rw *row, reason string, permanent bool) {
-	u.log.Warn("publish failed", "event_id", rw.ID, "message_id", rw.MessageID, "key", rw.Key, "attempt", rw.Attempt+1, "permanent", permanent, "err", reason)
+	u.failRowContext(context.Background(), rw, reason, permanent)
+}
+
+// failRowContext is failRow logging with ctx (the row's publish span, if
+// any: see trace.go).
+func (u *run) failRowContext(ctx context.Context, rw *row, reason string, permanent bool) {
+	u.log.WarnContext(ctx, "publish failed", "event_id", rw.ID, "message_id", rw.MessageID, "key", rw.Key, "attempt", rw.Attempt+1, "permanent", permanent, "err", reason)
 	u.mu.Lock()
 	u.failed = append(u.failed, failure{row: rw, reason: reason, permanent: permanent})
 	u.leaves(rw)

@@ -2,7 +2,8 @@
 // transaction inserts the user, one create_profile job per downstream service
 // and a user.signed_up outbox event. Either all three are committed or none.
 //
-// It may import pgx, River, and jobsd's outbox, jobs and sql packages.
+// It may import pgx, River, OpenTelemetry's API, and jobsd's outbox, jobs and
+// sql packages.
 package signup
 
 import (
@@ -18,11 +19,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobsd/jobsd/jobs"
 	"github.com/jobsd/jobsd/outbox"
 	jsql "github.com/jobsd/jobsd/sql"
 )
+
+// tracerName names the tracer of the signup span (the instrumentation scope).
+const tracerName = "github.com/jobsd/jobsd/signup"
 
 // Topic is the outbox topic of the event written for each signup.
 const Topic = "user.signed_up"
@@ -90,12 +98,27 @@ type Service struct {
 	River *river.Client[pgx.Tx] // an insert-only client is enough
 	// Services to create a profile in; nil means jobs.DefaultServices.
 	Services []string
+	// TracerProvider gets a "signup" span around the transaction: River's
+	// inserts and the outbox event (its traceparent header) belong to it.
+	// Nil means OpenTelemetry's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Signup writes the user, the profile jobs and the event in one transaction.
-func (s *Service) Signup(ctx context.Context, email, name string) (*Result, error) {
+func (s *Service) Signup(ctx context.Context, email, name string) (_ *Result, err error) {
+	tp := s.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	ctx, span := tp.Tracer(tracerName).Start(ctx, "signup")
+	defer func() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
 	var res Result
-	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+	err = pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		user, err := InsertUser(ctx, tx, email, name)
 		if err != nil {
 			return err
@@ -117,6 +140,7 @@ func (s *Service) Signup(ctx context.Context, email, name string) (*Result, erro
 			return err
 		}
 		res.EventID = ids[0]
+		span.SetAttributes(attribute.Int64("jobsd.user.id", user.ID), attribute.Int64("jobsd.outbox.event_id", res.EventID))
 		return nil
 	})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/jobsd/jobsd/internal/database"
 	"github.com/jobsd/jobsd/internal/logging"
+	"github.com/jobsd/jobsd/internal/telemetry"
 )
 
 // Exit codes, as documented in the README.
@@ -132,7 +133,9 @@ func newLogger(format, level, component string, w io.Writer) (*slog.Logger, erro
 	if err != nil {
 		return nil, usagef("invalid --log-format %q (use text or json)", format)
 	}
-	return slog.New(h), nil
+	// telemetry.LogHandler: a line logged inside a span (slog's *Context
+	// methods) carries trace_id and span_id.
+	return slog.New(telemetry.LogHandler(h)), nil
 }
 
 // openPool connects to --database-url.

@@ -106,6 +106,12 @@ func consumeCommand() *cli.Command {
 				Logger:         slog.Default(),
 				Registerer:     obs.registerer(),
 			}
+			tp, stopTracing, err := setupTracing(c, "jobsd-consume")
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.TracerProvider = tp
 			pool, err := openPool(c)
 			if err != nil {
 				return err

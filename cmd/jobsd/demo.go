@@ -56,6 +56,14 @@ func demoCommand() *cli.Command {
 				// River logs every retry at info; keep the progress readable.
 				log, _ = newLogger(c.String("log-format"), "warn", "demo", c.App.ErrWriter)
 			}
+			// Tracing, when the OTEL_* variables turn it on, is installed as
+			// OpenTelemetry's global provider, which the demo's server and
+			// consumer use.
+			_, stopTracing, err := setupTracing(c, "jobsd-demo")
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
 			// Refused RabbitMQ credentials or vhost: say so before touching
 			// the database (the demo's consumer reports a broker that is down).
 			if _, err := dialBroker(c.String("amqp-url")); err != nil {

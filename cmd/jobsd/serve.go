@@ -165,6 +165,12 @@ func serveCommand() *cli.Command {
 			if err := cfg.Validate(); err != nil {
 				return usagef("%v", err)
 			}
+			tp, stopTracing, err := setupTracing(c, "jobsd")
+			if err != nil {
+				return err
+			}
+			defer stopTracing()
+			cfg.TracerProvider = tp
 			pool, err := openPool(c)
 			if err != nil {
 				return err

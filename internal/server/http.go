@@ -37,7 +37,7 @@ import (
 // jobsd_http_request_duration_seconds under the route it matched.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /signup", s.handleSignup)
+	mux.Handle("POST /signup", s.traceHTTP("POST /signup", s.handleSignup))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -74,7 +74,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, signup.ErrDuplicateEmail):
 		writeError(w, http.StatusConflict, err.Error())
 	case err != nil:
-		s.log.Error("signup failed", "err", err)
+		s.log.ErrorContext(r.Context(), "signup failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "signup failed; see the server log")
 	default:
 		writeJSON(w, http.StatusCreated, res)

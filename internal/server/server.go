@@ -21,10 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobsd/jobsd/internal/liveness"
 	"github.com/jobsd/jobsd/internal/logging"
 	"github.com/jobsd/jobsd/internal/metrics"
+	"github.com/jobsd/jobsd/internal/telemetry"
 	"github.com/jobsd/jobsd/jobs"
 	"github.com/jobsd/jobsd/relay"
 	"github.com/jobsd/jobsd/signup"
@@ -162,6 +164,14 @@ type Config struct {
 	// /metrics with HTTP basic auth. Set both or neither. They are required
 	// when HTTPAddr is not a loopback address. Default: unset (no auth).
 	UIUser, UIPassword string
+
+	// TracerProvider gets the spans of POST /signup (otelhttp), of the signup
+	// transaction, of River's inserts and jobs (otelriver) and of the relay's
+	// publishes, when tracing is on; see the README's Tracing section. The
+	// relay's own Relay.TracerProvider, when set, wins. Default nil:
+	// OpenTelemetry's global provider as it is when New runs; while it is a
+	// no-op nothing is instrumented.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -237,6 +247,9 @@ type Server struct {
 	relay  *relay.Relay // nil with NoRelay
 
 	stopping atomic.Bool // set when a stop begins: /readyz answers 503
+
+	tracerProvider trace.TracerProvider
+	tracing        bool // tracerProvider records spans
 }
 
 // New builds a Server on pool. It starts nothing; Run does.
@@ -249,6 +262,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 	if cfg.RescueAfter > 0 && jobTimeout == 0 && cfg.RescueAfter < river.JobTimeoutDefault {
 		jobTimeout = cfg.RescueAfter // keep River's rule rescue-after >= job timeout
 	}
+	tp, tracing := telemetry.Provider(cfg.TracerProvider)
 	workers := river.NewWorkers()
 	jobs.AddWorkers(workers, pool, cfg.Jobs)
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
@@ -256,6 +270,7 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		JobTimeout:           jobTimeout,
 		Logger:               logging.River(cfg.Logger),
 		MaxAttempts:          cfg.MaxAttempts,
+		Middleware:           riverMiddleware(tp, tracing),
 		PollOnly:             cfg.PollOnly,
 		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
 		RescueStuckJobsAfter: cfg.RescueAfter,
@@ -270,7 +285,10 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		log:    cfg.Logger.With(logging.KeyComponent, "serve"),
 		pool:   pool,
 		river:  client,
-		signup: &signup.Service{Pool: pool, River: client},
+		signup: &signup.Service{Pool: pool, River: client, TracerProvider: tp},
+
+		tracerProvider: tp,
+		tracing:        tracing,
 	}
 	if err := s.initOps(); err != nil {
 		return nil, err
@@ -282,6 +300,9 @@ func New(pool *pgxpool.Pool, cfg Config) (*Server, error) {
 		}
 		if rc.Registerer == nil {
 			rc.Registerer = cfg.Registry
+		}
+		if rc.TracerProvider == nil {
+			rc.TracerProvider = tp
 		}
 		rc.PollOnly = rc.PollOnly || cfg.PollOnly
 		if s.relay, err = relay.New(pool, cfg.AMQPURL, rc); err != nil {
