@@ -80,7 +80,7 @@ func FuzzMessage(f *testing.F) {
 		c, ch := channel(t)
 		rw := &row{ID: 1, MessageID: "5b0c3bd6-4a7c-4a57-9c51-9f1f5c2b6c0e", Topic: topic, Key: key,
 			Payload: []byte(`{}`), Headers: headers, CreatedAt: time.Unix(0, 0)}
-		msg, err := message(rw, c.Config.FrameSize)
+		msg, err := message(rw, Config{}.WithDefaults().envelope(), c.Config.FrameSize)
 		if err != nil {
 			if err.Error() == "" {
 				t.Fatal("a refusal must say why")
