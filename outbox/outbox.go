@@ -8,9 +8,12 @@
 // (sqlc, GORM, Bun, ent), taking a *sql.Tx. Both validate every event before
 // sending any SQL: an event that Postgres or RabbitMQ would refuse (see the
 // Max* constants, [ReservedHeader] and [ErrInvalidEvent]) is rejected without
-// aborting the caller's transaction. Producers in other languages call the
-// SQL function outbox_write(topic, key, payload, headers), which applies the
-// same limits and takes the same per-key lock; the trigger
+// aborting the caller's transaction. The relay publishes the payload's bytes
+// exactly as written (outbox_event.body), JSON or not (see Event.ContentType);
+// a JSON payload is also stored as jsonb (outbox_event.payload) for SQL.
+// Producers in other languages call the SQL function outbox_write(topic,
+// key, payload, headers) or outbox_write_body(topic, key, body, content_type,
+// headers), which apply the same limits and take the same per-key lock; the trigger
 // outbox_event_sendable refuses, with SQLSTATE 23514 (check_violation), a row
 // the relay could never send, whoever inserts it.
 //
