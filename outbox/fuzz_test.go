@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,26 +77,30 @@ func FuzzWrite(f *testing.F) {
 	})
 }
 
-// checkStored checks row id as the relay will read it.
+// checkStored checks row id as the relay will read it: the body is the
+// payload byte for byte, and payload holds it as jsonb for SQL.
 func checkStored(t *testing.T, tx pgx.Tx, id int64, key string, payload []byte) {
 	t.Helper()
-	var headers []byte
-	var payloadBytes, headersBytes int
+	var headers, body []byte
+	var jsonbBytes, headersBytes int
 	var problem *string
-	err := tx.QueryRow(context.Background(), `SELECT headers, octet_length(payload::text), octet_length(headers::text),
-		outbox_event_problem(topic, key, payload, headers) FROM outbox_event WHERE id = $1`, id).
-		Scan(&headers, &payloadBytes, &headersBytes, &problem)
+	err := tx.QueryRow(context.Background(), `SELECT headers, body, octet_length(payload::text), octet_length(headers::text),
+		outbox_event_problem(topic, key, payload, headers, body, content_type) FROM outbox_event WHERE id = $1`, id).
+		Scan(&headers, &body, &jsonbBytes, &headersBytes, &problem)
 	if err != nil {
 		t.Fatalf("read the stored row: %v", err)
 	}
 	if problem != nil {
 		t.Fatalf("the stored row has a problem: %s", *problem)
 	}
-	if size, err := outbox.JSONBTextSize(payload); err != nil || size != payloadBytes {
-		t.Fatalf("Go reckons the stored payload at %d bytes (%v), Postgres stored %d", size, err, payloadBytes)
+	if !bytes.Equal(body, payload) {
+		t.Fatalf("the stored body %q is not the payload written %q", body, payload)
 	}
-	if payloadBytes > outbox.MaxPayloadBytes || headersBytes > outbox.MaxHeadersBytes {
-		t.Fatalf("stored payload of %d bytes, headers of %d bytes: over the limits", payloadBytes, headersBytes)
+	if size, err := outbox.JSONBTextSize(payload); err != nil || size != jsonbBytes {
+		t.Fatalf("Go reckons the stored payload at %d bytes (%v), Postgres stored %d", size, err, jsonbBytes)
+	}
+	if len(body) > outbox.MaxPayloadBytes || headersBytes > outbox.MaxHeadersBytes {
+		t.Fatalf("stored body of %d bytes, headers of %d bytes: over the limits", len(body), headersBytes)
 	}
 	var m map[string]string
 	if err := json.Unmarshal(headers, &m); err != nil {

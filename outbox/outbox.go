@@ -8,9 +8,12 @@
 // (sqlc, GORM, Bun, ent), taking a *sql.Tx. Both validate every event before
 // sending any SQL: an event that Postgres or RabbitMQ would refuse (see the
 // Max* constants, [ReservedHeader] and [ErrInvalidEvent]) is rejected without
-// aborting the caller's transaction. Producers in other languages call the
-// SQL function outbox_write(topic, key, payload, headers), which applies the
-// same limits and takes the same per-key lock; the trigger
+// aborting the caller's transaction. The relay publishes the payload's bytes
+// exactly as written (outbox_event.body), JSON or not (see Event.ContentType);
+// a JSON payload is also stored as jsonb (outbox_event.payload) for SQL.
+// Producers in other languages call the SQL function outbox_write(topic,
+// key, payload, headers) or outbox_write_body(topic, key, body, content_type,
+// headers), which apply the same limits and take the same per-key lock; the trigger
 // outbox_event_sendable refuses, with SQLSTATE 23514 (check_violation), a row
 // the relay could never send, whoever inserts it.
 //
@@ -48,9 +51,20 @@ type Event struct {
 	// other (they take no per-key lock).
 	Key string
 
-	// Payload is the message body. A []byte or json.RawMessage must already be
-	// valid JSON; anything else is encoded with encoding/json.
+	// Payload is the message body, published exactly as written (the relay
+	// sends these bytes, not a re-encoding). With a JSON ContentType, a []byte
+	// or json.RawMessage must already be valid JSON (that Postgres jsonb
+	// accepts: it is also stored as jsonb for SQL, see outbox_event.payload);
+	// anything else is encoded with encoding/json. With another ContentType
+	// it must be a []byte, sent as it is.
 	Payload any
+
+	// ContentType is the AMQP content_type of Payload (and the CloudEvents
+	// datacontenttype). Empty means application/json. application/json and
+	// any */*+json, with or without parameters, are JSON; anything else
+	// (application/x-protobuf, text/plain, ...) is opaque bytes. At most
+	// MaxContentTypeBytes.
+	ContentType string
 
 	// Headers are copied into the AMQP message headers, next to the ones the
 	// relay sets. Names are 1 to MaxHeaderNameBytes bytes and not reserved
@@ -107,7 +121,7 @@ func WriteReturningIDs(ctx context.Context, tx pgx.Tx, events ...Event) ([]int64
 
 	batch := &pgx.Batch{}
 	batch.Queue(lockKeysSQL, c.keys)
-	batch.Queue(insertSQL, c.topics, c.keys, c.payloads, c.headers)
+	batch.Queue(insertSQL, c.topics, c.keys, c.bodies, c.headers, c.contentTypes)
 	results := tx.SendBatch(ctx, batch)
 	defer results.Close()
 	if _, err := results.Exec(); err != nil {
@@ -127,20 +141,21 @@ func WriteReturningIDs(ctx context.Context, tx pgx.Tx, events ...Event) ([]int64
 // columns are the parameters of outbox_insert.sql: parallel arrays, one
 // element per event.
 type columns struct {
-	topics, keys, payloads, headers []string
+	topics, keys, headers, contentTypes []string
+	bodies                              [][]byte
 }
 
 // encodeColumns validates every event and returns them as columns, or an
 // error wrapping ErrInvalidEvent that names the first invalid event.
 func encodeColumns(ctx context.Context, events []Event) (columns, error) {
 	n := len(events)
-	c := columns{make([]string, n), make([]string, n), make([]string, n), make([]string, n)}
+	c := columns{make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([][]byte, n)}
 	for i, e := range events {
 		p, h, err := e.encode(ctx)
 		if err != nil {
 			return columns{}, fmt.Errorf("outbox: event %d: %w", i, err)
 		}
-		c.topics[i], c.keys[i], c.payloads[i], c.headers[i] = e.Topic, e.Key, string(p), string(h)
+		c.topics[i], c.keys[i], c.bodies[i], c.headers[i], c.contentTypes[i] = e.Topic, e.Key, p, string(h), e.ContentType
 	}
 	return c, nil
 }

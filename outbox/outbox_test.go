@@ -102,6 +102,16 @@ func TestWriteRejectsInvalidEvents(t *testing.T) {
 		{"NUL in struct string", outbox.Event{Topic: "t", Payload: struct{ Name string }{"Ada\x00"}}, `\u0000`},
 		{"payload not UTF-8", outbox.Event{Topic: "t", Payload: fixture(t, "bad_invalid_utf8.json")}, "UTF-8"},
 		{"payload too large", outbox.Event{Topic: "t", Payload: oversize}, "more than the 1048576 allowed"},
+		{"whitespace beyond the maximum size", outbox.Event{Topic: "t", Payload: append(oversize[:outbox.MaxPayloadBytes-1:outbox.MaxPayloadBytes-1], '"', ' ')},
+			"payload is 1048577 bytes, more than the 1048576 allowed"},
+		{"opaque payload not bytes", outbox.Event{Topic: "t", ContentType: "application/x-protobuf", Payload: "text"},
+			`payload of content type "application/x-protobuf" must be a []byte, got string`},
+		{"opaque payload too large", outbox.Event{Topic: "t", ContentType: "application/octet-stream", Payload: oversize},
+			"more than the 1048576 allowed"},
+		{"content type too long", outbox.Event{Topic: "t", ContentType: strings.Repeat("c", 256), Payload: []byte{1}}, "content type is longer"},
+		{"content type with NUL", outbox.Event{Topic: "t", ContentType: "a/\x00", Payload: []byte{1}}, "content type contains a NUL byte"},
+		{"JSON content type with bytes that are not JSON", outbox.Event{Topic: "t", ContentType: "application/problem+json", Payload: []byte{1}},
+			"not valid JSON"},
 		{"payload not encodable", outbox.Event{Topic: "t", Payload: make(chan int)}, "cannot be encoded as JSON"},
 		{"payload NaN", outbox.Event{Topic: "t", Payload: map[string]float64{"x": nan()}}, "cannot be encoded as JSON"},
 		{"lone high surrogate", outbox.Event{Topic: "t", Payload: fixture(t, "bad_lone_high_surrogate.json")}, "high surrogate"},
@@ -113,7 +123,6 @@ func TestWriteRejectsInvalidEvents(t *testing.T) {
 		{"number with 131073 digits", outbox.Event{Topic: "t", Payload: json.RawMessage("1" + strings.Repeat("0", 131072))}, "out of the range"},
 		{"zero with a huge exponent", outbox.Event{Topic: "t", Payload: json.RawMessage("0e1073741823")}, "out of the range"},
 		{"json.Number out of range", outbox.Event{Topic: "t", Payload: map[string]json.Number{"n": "1e131072"}}, "out of the range"},
-		{"numbers expand over the limit", outbox.Event{Topic: "t", Payload: fixture(t, "bad_numbers_expand_over_limit.json")}, "as stored by Postgres, more than the 1048576 allowed"},
 		{"header name too long", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{strings.Repeat("h", outbox.MaxHeaderNameBytes+1): "v"}}, "is longer than 255 bytes"},
 		{"header name CC", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"CC": "queue"}}, "reserved"},
 		{"header name BCC", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{"BCC": "queue"}}, "reserved"},
@@ -212,7 +221,8 @@ func TestWriteValidEvents(t *testing.T) {
 		{"payload of exactly the maximum size", outbox.Event{Topic: "t", Payload: exactlyMax}, string(exactlyMax)},
 		{"surrogate pair and numeric limits", outbox.Event{Topic: "t", Payload: fixture(t, "good_surrogate_pair_and_numeric_limits.json")},
 			""}, // compared by Postgres: encoding/json cannot hold 1e131071
-		{"whitespace beyond the maximum size", outbox.Event{Topic: "t", Payload: append(exactlyMax, strings.Repeat(" ", 100)...)}, string(exactlyMax)},
+		{"numbers that jsonb's text makes longer than the maximum", outbox.Event{Topic: "t", Payload: fixture(t, "good_numbers_expand_over_limit.json")}, ""},
+		{"compact JSON that jsonb's text makes longer than the maximum", outbox.Event{Topic: "t", Payload: compactMax()}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -244,8 +254,29 @@ func TestWriteValidEvents(t *testing.T) {
 			require.JSONEq(t, `{}`, got.Headers)
 			require.Equal(t, "pending", got.State)
 			require.Zero(t, got.Attempt)
+			// The body is the bytes written, or encoding/json's bytes of the value.
+			want, ok := tt.event.Payload.([]byte)
+			if raw, isRaw := tt.event.Payload.(json.RawMessage); isRaw {
+				want, ok = raw, true
+			}
+			if !ok {
+				want, err = json.Marshal(tt.event.Payload)
+				require.NoError(t, err)
+			}
+			var body []byte
+			require.NoError(t, db.Pool.QueryRow(ctx, "SELECT body FROM outbox_event WHERE id = $1", ids[0]).Scan(&body))
+			require.Equal(t, want, body)
 		})
 	}
+}
+
+// compactMax is a JSON array of MaxPayloadBytes bytes, without spaces:
+// jsonb's text of it ("1, 1, ...") is half as long again.
+func compactMax() []byte {
+	n := (outbox.MaxPayloadBytes - 1) / 2 // [1,1,...,1]: 2 bytes per element, plus one
+	b := append([]byte("["), []byte(strings.Repeat("1,", n-1))...)
+	b = append(b, "1]"...)
+	return append(b, strings.Repeat(" ", outbox.MaxPayloadBytes-len(b))...)
 }
 
 func TestWriteHeadersRoundTrip(t *testing.T) {

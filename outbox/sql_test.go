@@ -66,14 +66,15 @@ func TestJSONBNumberBoundaries(t *testing.T) {
 	}
 }
 
-// sqlWrite calls outbox_write in a savepoint of tx and returns its error.
+// sqlWrite calls outbox_write (its text overload, which keeps the bytes as
+// outbox.Write does) in a savepoint of tx and returns its error.
 func sqlWrite(ctx context.Context, tx pgx.Tx, topic, key, payload, headers string) (int64, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return 0, err
 	}
 	var id int64
-	err = sp.QueryRow(ctx, "SELECT outbox_write($1, $2, $3::jsonb, $4::jsonb)", topic, key, payload, headers).Scan(&id)
+	err = sp.QueryRow(ctx, "SELECT outbox_write($1, $2, $3::text, $4::jsonb)", topic, key, payload, headers).Scan(&id)
 	if err != nil {
 		_ = sp.Rollback(ctx)
 		return 0, err
@@ -107,8 +108,7 @@ func TestGoAndSQLLimitsAgree(t *testing.T) {
 		{"key over max bytes", outbox.Event{Topic: "t", Key: strings.Repeat("ключ", 32), Payload: 1}, false},
 		{"payload of max bytes", outbox.Event{Topic: "t", Payload: json.RawMessage(str(outbox.MaxPayloadBytes))}, true},
 		{"payload over max bytes", outbox.Event{Topic: "t", Payload: json.RawMessage(str(outbox.MaxPayloadBytes + 1))}, false},
-		{"payload of max bytes once stored", outbox.Event{Topic: "t", Payload: json.RawMessage(numbers(0))}, true},
-		{"payload over max bytes once stored", outbox.Event{Topic: "t", Payload: json.RawMessage(numbers(1))}, false},
+		{"payload over max bytes as jsonb text (the body is what counts)", outbox.Event{Topic: "t", Payload: json.RawMessage(numbers(1))}, true},
 		{"header name of max bytes", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{strings.Repeat("h", outbox.MaxHeaderNameBytes): ""}}, true},
 		{"header name over max bytes", outbox.Event{Topic: "t", Payload: 1, Headers: map[string]string{strings.Repeat("h", outbox.MaxHeaderNameBytes+1): ""}}, false},
 		{"headers of max bytes", outbox.Event{Topic: "t", Payload: 1, Headers: headersOf(outbox.MaxHeadersBytes)}, true},
@@ -145,6 +145,9 @@ func TestGoAndSQLLimitsAgree(t *testing.T) {
 					headers = []byte("{}")
 				}
 				payload, err := json.Marshal(tt.event.Payload)
+				if raw, ok := tt.event.Payload.(json.RawMessage); ok {
+					payload = raw // json.Marshal would compact it
+				}
 				require.NoError(t, err)
 				_, sqlErr := sqlWrite(ctx, tx, tt.event.Topic, tt.event.Key, string(payload), string(headers))
 				if tt.ok {

@@ -14,12 +14,14 @@ import (
 // INSERT trigger outbox_event_sendable and by outbox_write), and
 // TestGoAndSQLLimitsAgree checks that both sides agree at every boundary.
 const (
-	// MaxPayloadBytes bounds the payload as Postgres stores it and the relay
-	// publishes it: the text of the jsonb value, which Postgres normalises
-	// (whitespace, numbers: 1e3 is 1000, escapes, duplicate keys). It stays far
-	// below RabbitMQ's message size limit (16 MiB by default) so that an
-	// accepted event can always be published.
+	// MaxPayloadBytes bounds the payload as the relay publishes it: the bytes
+	// the producer wrote (outbox_event.body). It stays far below RabbitMQ's
+	// message size limit (16 MiB by default) so that an accepted event can
+	// always be published.
 	MaxPayloadBytes = 1 << 20
+
+	// MaxContentTypeBytes bounds Event.ContentType (an AMQP short string).
+	MaxContentTypeBytes = 255
 
 	// MaxTopicBytes and MaxKeyBytes bound the topic and key (an AMQP short
 	// string: the topic is the message type and routing key, the key a header).
@@ -70,7 +72,17 @@ func (e Event) encode(ctx context.Context) (payload, headers []byte, err error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	payload, err = encodePayload(e.Payload)
+	if len(e.ContentType) > MaxContentTypeBytes {
+		return nil, nil, invalid("content type is longer than %d bytes", MaxContentTypeBytes)
+	}
+	if err := checkText("content type", e.ContentType); err != nil {
+		return nil, nil, err
+	}
+	if JSONContentType(e.ContentType) {
+		payload, err = encodePayload(e.Payload)
+	} else {
+		payload, err = opaquePayload(e.Payload, e.ContentType)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -129,14 +141,51 @@ func encodePayload(v any) (payload []byte, err error) {
 	if !utf8.Valid(payload) { // json.Valid accepts invalid UTF-8 in strings; Postgres does not
 		return nil, invalid("payload is not valid UTF-8")
 	}
-	size, err := jsonbTextSize(payload)
-	if err != nil {
+	if _, err := jsonbTextSize(payload); err != nil {
 		return nil, invalid("payload is JSON that Postgres jsonb refuses: %v", err)
 	}
-	if size > MaxPayloadBytes {
-		return nil, invalid("payload is %d bytes as stored by Postgres, more than the %d allowed", size, MaxPayloadBytes)
+	if len(payload) > MaxPayloadBytes {
+		return nil, invalid("payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadBytes)
 	}
 	return payload, nil
+}
+
+// opaquePayload checks the payload of a content type that is not JSON: bytes,
+// sent as they are.
+func opaquePayload(v any, contentType string) ([]byte, error) {
+	var payload []byte
+	switch p := v.(type) {
+	case []byte:
+		payload = p
+	case json.RawMessage:
+		payload = p
+	default:
+		return nil, invalid("payload of content type %q must be a []byte, got %T", contentType, v)
+	}
+	if payload == nil {
+		payload = []byte{}
+	}
+	if len(payload) > MaxPayloadBytes {
+		return nil, invalid("payload is %d bytes, more than the %d allowed", len(payload), MaxPayloadBytes)
+	}
+	return payload, nil
+}
+
+// JSONContentType reports whether a payload of this content type is JSON:
+// empty (the default), application/json or any type/subtype+json, with or
+// without parameters, in any case. The SQL function outbox_json_content_type
+// (migration 008) decides the same way.
+func JSONContentType(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	media, _, _ := strings.Cut(contentType, ";")
+	media = strings.ToLower(strings.Trim(media, " "))
+	if media == "application/json" {
+		return true
+	}
+	i := strings.IndexByte(media, '/')
+	return i >= 0 && strings.HasSuffix(media[i+1:], "+json")
 }
 
 func checkText(field, s string) error {

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"strings"
 )
@@ -19,7 +20,8 @@ import (
 // the same INSERT; it costs two round trips where Write sends one batch.
 //
 // The arrays of the statements are sent as strings in Postgres' array text
-// form, which any driver accepts for a text[] or jsonb[] parameter. The
+// form, which any driver accepts for a text[], jsonb[] or bytea[] parameter
+// (bodies in bytea's hex form: twice their size on the wire). The
 // supported driver is pgx's, github.com/jackc/pgx/v5/stdlib (driver name
 // "pgx"); the tests also run lib/pq (driver name "postgres").
 func WriteSQL(ctx context.Context, tx *sql.Tx, events ...Event) error {
@@ -42,7 +44,7 @@ func WriteSQLReturningIDs(ctx context.Context, tx *sql.Tx, events ...Event) ([]i
 		return nil, fmt.Errorf("outbox: lock keys: %w", err)
 	}
 	rows, err := tx.QueryContext(ctx, insertSQL,
-		textArray(c.topics), keys, textArray(c.payloads), textArray(c.headers))
+		textArray(c.topics), keys, byteaArray(c.bodies), textArray(c.headers), textArray(c.contentTypes))
 	if err != nil {
 		return nil, fmt.Errorf("outbox: insert: %w", err)
 	}
@@ -59,6 +61,28 @@ func WriteSQLReturningIDs(ctx context.Context, tx *sql.Tx, events ...Event) ([]i
 		return nil, fmt.Errorf("outbox: insert: %w", err)
 	}
 	return ids, rows.Close()
+}
+
+// byteaArray returns the text form of a one-dimensional bytea array of bs,
+// each element in bytea's hex form: {"\\x7b7d","\\x0a02"}.
+func byteaArray(bs [][]byte) string {
+	size := len("{}")
+	for _, b := range bs {
+		size += len(`"\\x",`) + 2*len(b)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	b.WriteByte('{')
+	for i, x := range bs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`"\\x`)
+		b.WriteString(hex.EncodeToString(x))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }
 
 // textArray returns the text form of a one-dimensional Postgres array of ss,

@@ -319,7 +319,7 @@ func (u *run) claimTx(ctx context.Context, start time.Time, skip []string, after
 	c.rows, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*row, error) {
 		rw := &row{claimedAt: start}
 		var attempt int32
-		err := r.Scan(&rw.ID, &rw.MessageID, &rw.Topic, &rw.Key, &rw.Payload, &rw.Headers, &rw.CreatedAt, &attempt)
+		err := r.Scan(&rw.ID, &rw.MessageID, &rw.Topic, &rw.Key, &rw.Payload, &rw.ContentType, &rw.Headers, &rw.CreatedAt, &attempt)
 		rw.Attempt = int(attempt)
 		return rw, err
 	})

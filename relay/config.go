@@ -91,6 +91,20 @@ type Config struct {
 	// event nobody subscribed to is considered delivered.
 	Mandatory bool
 
+	// Envelope is how events are wrapped: EnvelopeNone (as they are) or
+	// EnvelopeCloudEvents (CloudEvents 1.0 attributes as cloudEvents_*
+	// headers, binary content mode; id = message id, type = topic, source =
+	// Source, time = created_at, subject = key). Default EnvelopeNone.
+	Envelope string
+
+	// Source is the CloudEvents source attribute with EnvelopeCloudEvents: a
+	// URI-reference naming the producer, e.g. https://example.com/signup or
+	// /signup. Default SourceDefault.
+	Source string
+
+	// AppID is the AMQP app_id property of every message. Default AppIDDefault.
+	AppID string
+
 	// PollOnly disables LISTEN/NOTIFY (for PgBouncer in transaction mode): the
 	// relay then only polls every PollInterval. Default false.
 	PollOnly bool
@@ -151,6 +165,15 @@ func (c Config) WithDefaults() Config {
 	if c.Retention == 0 {
 		c.Retention = RetentionDefault
 	}
+	if c.Envelope == "" {
+		c.Envelope = EnvelopeNone
+	}
+	if c.Source == "" {
+		c.Source = SourceDefault
+	}
+	if c.AppID == "" {
+		c.AppID = AppIDDefault
+	}
 	if c.ID == "" {
 		c.ID = defaultID()
 	}
@@ -158,6 +181,12 @@ func (c Config) WithDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// Validate reports what New would refuse in c (after WithDefaults), for
+// callers that check their configuration before they connect.
+func (c Config) Validate() error {
+	return c.WithDefaults().validate()
 }
 
 func (c Config) validate() error {
@@ -180,6 +209,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("relay: retry backoff must not be negative, got %v", c.RetryBackoff)
 	case len(c.ID) > 200:
 		return fmt.Errorf("relay: ID is longer than 200 bytes")
+	}
+	if err := c.validateEnvelope(); err != nil {
+		return err
 	}
 	for _, r := range c.Exchange {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == ':') {

@@ -15,8 +15,8 @@ const KeyHeader = "x-jobsd-key"
 // message turns a row into an AMQP message (see encode) and checks that the
 // broker will take it (see sendable). An error means the row can never be
 // sent.
-func message(rw *row, frameMax int) (amqp.Publishing, error) {
-	msg, err := encode(rw)
+func message(rw *row, env envelope, frameMax int) (amqp.Publishing, error) {
+	msg, err := encode(rw, env)
 	if err != nil {
 		return amqp.Publishing{}, err
 	}
@@ -24,9 +24,10 @@ func message(rw *row, frameMax int) (amqp.Publishing, error) {
 }
 
 // encode turns a row into an AMQP message: persistent, message id = the
-// row's message_id, type = topic, timestamp = created_at, the row's headers
-// plus KeyHeader, body = payload. An error means amqp091 could not write it.
-func encode(rw *row) (amqp.Publishing, error) {
+// row's message_id, type = topic, timestamp = created_at, content type and
+// body = the row's, the row's headers plus KeyHeader, and env's app id and
+// CloudEvents headers. An error means amqp091 could not write it.
+func encode(rw *row, env envelope) (amqp.Publishing, error) {
 	headers := amqp.Table{}
 	if len(rw.Headers) > 0 && !bytes.Equal(rw.Headers, []byte("{}")) {
 		dec := json.NewDecoder(bytes.NewReader(rw.Headers))
@@ -40,22 +41,31 @@ func encode(rw *row) (amqp.Publishing, error) {
 		}
 	}
 	headers[KeyHeader] = rw.Key
+	contentType := rw.ContentType
+	if contentType == "" {
+		contentType = "application/json"
+	}
+	msg := amqp.Publishing{
+		Headers:      headers,
+		ContentType:  contentType,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    rw.MessageID,
+		Timestamp:    rw.CreatedAt,
+		Type:         rw.Topic,
+		AppId:        env.appID,
+		Body:         rw.Payload,
+	}
+	env.wrap(&msg, rw)
 	if err := checkTable(headers); err != nil {
 		return amqp.Publishing{}, fmt.Errorf("headers cannot be sent over AMQP: %v", err)
 	}
 	if len(rw.Topic) > 255 {
 		return amqp.Publishing{}, fmt.Errorf("topic is longer than 255 bytes: it cannot be a routing key")
 	}
-	return amqp.Publishing{
-		Headers:      headers,
-		ContentType:  "application/json",
-		DeliveryMode: amqp.Persistent,
-		MessageId:    rw.MessageID,
-		Timestamp:    rw.CreatedAt,
-		Type:         rw.Topic,
-		AppId:        "jobsd",
-		Body:         rw.Payload,
-	}, nil
+	if len(contentType) > 255 {
+		return amqp.Publishing{}, fmt.Errorf("content type is longer than 255 bytes")
+	}
+	return msg, nil
 }
 
 // sendable checks what RabbitMQ refuses although amqp091 writes it:

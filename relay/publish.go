@@ -311,9 +311,9 @@ func (s *session) awaitConfirm(dc *amqp.DeferredConfirmation) {
 // only encodes, so that the broker gets to refuse what sendable would.
 func (s *session) message(rw *row) (amqp.Publishing, error) {
 	if s.cfg.noPrecheck {
-		return encode(rw)
+		return encode(rw, s.cfg.envelope())
 	}
-	return message(rw, s.frameMax)
+	return message(rw, s.cfg.envelope(), s.frameMax)
 }
 
 // closeConn closes the session's connection without waiting more than

@@ -17,10 +17,12 @@ type row struct {
 	MessageID string
 	Topic     string
 	Key       string
-	Payload   []byte
-	Headers   []byte
-	CreatedAt time.Time
-	Attempt   int
+	Payload   []byte // the body to publish, exactly (outbox_event.body, or payload::text)
+	// ContentType is the body's content type (application/json when the row has none).
+	ContentType string
+	Headers     []byte
+	CreatedAt   time.Time
+	Attempt     int
 
 	claimedAt time.Time // when the claim started (for the duration metric)
 	publishBy time.Time // the batch's publishBy

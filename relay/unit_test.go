@@ -116,7 +116,8 @@ func TestMessage(t *testing.T) {
 		Headers:   []byte(`{"s":"x","i":42,"f":1.5,"b":true,"n":null,"arr":[1,"two"],"obj":{"k":"v"}}`),
 		CreatedAt: created,
 	}
-	msg, err := message(rw, 131072)
+	env := Config{}.WithDefaults().envelope()
+	msg, err := message(rw, env, 131072)
 	require.NoError(t, err)
 	require.Equal(t, amqp.Publishing{
 		Headers: amqp.Table{
@@ -130,27 +131,27 @@ func TestMessage(t *testing.T) {
 	}, msg)
 
 	rw.Headers = []byte(`{"` + strings.Repeat("h", 300) + `":"x"}`)
-	_, err = message(rw, 131072)
+	_, err = message(rw, env, 131072)
 	require.ErrorContains(t, err, "longer than 255 bytes")
 	rw.Headers = []byte(`[1]`)
-	_, err = message(rw, 131072)
+	_, err = message(rw, env, 131072)
 	require.ErrorContains(t, err, "not a JSON object")
 	rw.Headers = []byte(`{"CC":"a.b"}`)
-	_, err = message(rw, 131072)
+	_, err = message(rw, env, 131072)
 	require.ErrorContains(t, err, "array of routing keys")
 	rw.Headers = []byte(`{"CC":["a.b"]}`)
-	_, err = message(rw, 131072)
+	_, err = message(rw, env, 131072)
 	require.NoError(t, err)
 
 	// Properties that do not fit in a frame: the broker would close the
 	// connection. The size computed matches what amqp091 writes closely
 	// enough that a frame of exactly that size is accepted by the check.
 	rw.Headers = []byte(`{"big":"` + strings.Repeat("x", 200_000) + `"}`)
-	_, err = message(rw, 131072)
+	_, err = message(rw, env, 131072)
 	require.ErrorContains(t, err, "frame size")
-	msg, err = message(rw, 0)
+	msg, err = message(rw, env, 0)
 	require.NoError(t, err)
-	_, err = message(rw, propertiesSize(msg))
+	_, err = message(rw, env, propertiesSize(msg))
 	require.NoError(t, err)
 }
 

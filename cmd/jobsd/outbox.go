@@ -165,7 +165,8 @@ func outboxListCommand() *cli.Command {
 		Name:      "list",
 		Usage:     "list outbox events, newest first",
 		UsageText: "jobsd outbox list [--state pending|published|dead] [--topic T] [--limit N] [--json]",
-		Description: "--json includes each event's payload and headers.\n\n" +
+		Description: "--json includes each event's payload (as jsonb; null for a body that is not JSON), headers\n" +
+			"and content type.\n\n" +
 			"Examples:\n   jobsd outbox list --state dead\n   jobsd outbox list --topic user.signed_up --limit 5 --json",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "only events in this state: pending, published or dead"},
@@ -237,6 +238,7 @@ type eventView struct {
 	PublishedAt *time.Time      `json:"published_at"`
 	Payload     json.RawMessage `json:"payload"`
 	Headers     json.RawMessage `json:"headers"`
+	ContentType string          `json:"content_type"`
 }
 
 func outboxReplayCommand() *cli.Command {

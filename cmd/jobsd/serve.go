@@ -69,6 +69,12 @@ func serveCommand() *cli.Command {
 				Usage: "publishes the broker may refuse before an event becomes dead"},
 			&cli.BoolFlag{Name: "relay-mandatory", EnvVars: []string{"JOBSD_RELAY_MANDATORY"},
 				Usage: "publish with the mandatory flag: an event no queue is bound to is retried, then dead, instead of dropped"},
+			&cli.StringFlag{Name: "relay-envelope", EnvVars: []string{"JOBSD_RELAY_ENVELOPE"}, Value: relay.EnvelopeNone,
+				Usage: "none, or cloudevents: add CloudEvents 1.0 attributes as cloudEvents_* headers (binary content mode)"},
+			&cli.StringFlag{Name: "relay-source", EnvVars: []string{"JOBSD_RELAY_SOURCE"}, Value: relay.SourceDefault,
+				Usage: "the CloudEvents source (a URI-reference, e.g. https://example.com/signup) with --relay-envelope cloudevents"},
+			&cli.StringFlag{Name: "app-id", EnvVars: []string{"JOBSD_APP_ID"}, Value: relay.AppIDDefault,
+				Usage: "the AMQP app_id property of the messages the relay publishes"},
 			&cli.DurationFlag{Name: "outbox-retention", EnvVars: []string{"JOBSD_OUTBOX_RETENTION"}, Value: relay.RetentionDefault,
 				Usage: "delete published events after this; 0 deletes at once, a negative value keeps them"},
 			&cli.Float64Flag{Name: "fail-rate", EnvVars: []string{"JOBSD_FAIL_RATE"},
@@ -133,6 +139,9 @@ func serveCommand() *cli.Command {
 					MaxAttempts:  c.Int("relay-max-attempts"),
 					Retention:    outboxRetention(c.Duration("outbox-retention")),
 					Mandatory:    c.Bool("relay-mandatory"),
+					Envelope:     c.String("relay-envelope"),
+					Source:       c.String("relay-source"),
+					AppID:        c.String("app-id"),
 				},
 			}
 			if c.Duration("shutdown-timeout") <= 0 {
@@ -158,6 +167,9 @@ func serveCommand() *cli.Command {
 			}
 			if t := c.String("exchange-type"); t != relay.ExchangeTopic && t != relay.ExchangeFanout {
 				return usagef("--exchange-type must be topic or fanout, got %q", t)
+			}
+			if err := checkEnvelopeFlags(c, cfg.Relay); err != nil {
+				return err
 			}
 			if err := cfg.Jobs.Faults.Validate(); err != nil {
 				return usagef("%v", err)
@@ -199,6 +211,25 @@ func serveCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// checkEnvelopeFlags checks --relay-envelope, --relay-source and --app-id
+// before anything connects: an empty value set on purpose is refused rather
+// than taken as the default.
+func checkEnvelopeFlags(c *cli.Context, cfg relay.Config) error {
+	if e := cfg.Envelope; e != relay.EnvelopeNone && e != relay.EnvelopeCloudEvents {
+		return usagef("--relay-envelope must be none or cloudevents, got %q", e)
+	}
+	if cfg.Source == "" {
+		return usagef("--relay-source must not be empty (the CloudEvents source: a URI-reference such as https://example.com/signup)")
+	}
+	if cfg.AppID == "" {
+		return usagef("--app-id must not be empty")
+	}
+	if err := cfg.Validate(); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
 }
 
 // backlogWarnAge maps --backlog-warn-age to server.Config.BacklogWarnAge: on
