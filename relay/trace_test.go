@@ -137,7 +137,7 @@ func TestRelayTraceHeaders(t *testing.T) {
 func TestPublishSpanOffAllocatesNothing(t *testing.T) {
 	rw := &row{ID: 1, MessageID: "00000000-0000-0000-0000-000000000001", Topic: "user.signed_up", Key: "1",
 		Payload: []byte(`{}`), Headers: []byte(`{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}`)}
-	msg, err := encode(rw)
+	msg, err := encode(rw, Config{}.WithDefaults().envelope())
 	require.NoError(t, err)
 	off := &run{Relay: &Relay{cfg: Config{Exchange: "analytics"}, trace: newTracing(noop.NewTracerProvider())}}
 	require.Zero(t, testing.AllocsPerRun(100, func() { endPublish(off.startPublish(rw, &msg), "") }))
