@@ -63,9 +63,9 @@ type Harness struct {
 
 // Summary totals a run.
 type Summary struct {
-	Results                                 []Result
-	Lost, LostEvents, Duplicates, Order     int64
-	Failed                                  int
+	Results                             []Result
+	Lost, LostEvents, Duplicates, Order int64
+	Failed                              int
 }
 
 // OK reports whether nothing was lost, duplicated or reordered and every row
