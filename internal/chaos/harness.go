@@ -17,7 +17,7 @@ import (
 // Defaults of Config.
 const (
 	DurationDefault     = 30 * time.Second
-	RateDefault         = 40
+	RateDefault         = 20
 	DrainTimeoutDefault = 2 * time.Minute
 )
 
@@ -146,18 +146,25 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 		defer h.stopServers()
 	}
 	var sum Summary
+	dirty := false // the last scenario may have left a node stopped or an alarm
 	printHeader(cfg.Out)
 	for _, sc := range scenarios {
 		if ctx.Err() != nil {
 			break
 		}
-		if err := h.healServers(ctx); err != nil {
-			return sum, err
+		if dirty {
+			if err := h.healServers(ctx); err != nil {
+				return sum, err
+			}
 		}
+		dirty = sc.NeedsCluster
 		h.logf("%s: start", sc.Name)
 		res := h.runScenario(ctx, sc)
 		if ctx.Err() != nil {
 			break
+		}
+		if res.Failure != "" {
+			h.logf("%s: FAIL: %s", sc.Name, res.Failure)
 		}
 		printRow(cfg.Out, res)
 		sum.Results = append(sum.Results, res)
@@ -228,15 +235,19 @@ func (h *Harness) healServers(ctx context.Context) error {
 	if err := h.startStoppedNodes(ctx); err != nil {
 		return err
 	}
-	for _, n := range h.rabbit.Nodes {
-		if _, err := n.Ctl(ctx, "start_app"); err != nil {
-			return err
-		}
-		if err := n.SetMemoryWatermark(ctx, "0.4"); err != nil {
-			return err
-		}
+	var wg sync.WaitGroup
+	errs := make([]error, len(h.rabbit.Nodes))
+	for i, n := range h.rabbit.Nodes {
+		wg.Go(func() {
+			if _, err := n.Ctl(ctx, "start_app"); err != nil {
+				errs[i] = err
+				return
+			}
+			errs[i] = n.SetMemoryWatermark(ctx, "0.4")
+		})
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // startStoppedNodes starts, in parallel, the nodes that do not run: nodes of

@@ -109,26 +109,47 @@ func (r *run) measureRecovery(ctx context.Context, f *fault) {
 		}
 		time.Sleep(pollInterval)
 	}
+	lastNote := time.Now()
 	for time.Now().Before(deadline) {
 		events, jobs, err := behind(context.Background(), r.pool, m, r.queue)
-		if err == nil && events == 0 && jobs == 0 && r.allHealthy(context.Background()) {
+		unhealthy := r.unhealthy(context.Background())
+		if err == nil && events == 0 && jobs == 0 && len(unhealthy) == 0 {
 			r.mu.Lock()
 			f.recovered = time.Since(f.end)
 			r.mu.Unlock()
 			r.note("recovered from %s in %.1fs", f.what, f.recovered.Seconds())
 			return
 		}
+		if time.Since(lastNote) >= 5*time.Second {
+			r.note("after %s: %d events, %d jobs behind, unhealthy %v (err %v)", f.what, events, jobs, unhealthy, err)
+			lastNote = time.Now()
+		}
 		time.Sleep(pollInterval)
 	}
 }
 
-func (r *run) allHealthy(ctx context.Context) bool {
+// scrapeDuplicates reads the consumers' duplicate counts every second while
+// ctx lasts, so that an incarnation later killed has counted.
+func (r *run) scrapeDuplicates(ctx context.Context) {
+	for ctx.Err() == nil {
+		for _, c := range r.consumers {
+			c.scrapeDuplicates(ctx, r.queue)
+		}
+		sleep(ctx, time.Second)
+	}
+}
+
+func (r *run) allHealthy(ctx context.Context) bool { return len(r.unhealthy(ctx)) == 0 }
+
+// unhealthy names the processes that are not healthy.
+func (r *run) unhealthy(ctx context.Context) []string {
+	var names []string
 	for _, p := range r.procs() {
 		if !p.Healthy(ctx) {
-			return false
+			names = append(names, p.Name)
 		}
 	}
-	return true
+	return names
 }
 
 // relaysBlocked reports whether a serve's relay says the broker blocks it.
@@ -266,6 +287,7 @@ func (h *Harness) runScenario(ctx context.Context, sc Scenario) (res Result) {
 	loadCtx, stopLoad := context.WithDeadline(ctx, r.start.Add(r.duration))
 	defer stopLoad()
 	r.load.run(loadCtx)
+	r.wg.Go(func() { r.scrapeDuplicates(loadCtx) })
 	var faultErr error
 	if sc.Fault != nil {
 		faultErr = sc.Fault(loadCtx, r)
