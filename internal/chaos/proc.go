@@ -20,6 +20,10 @@ import (
 // that ended, like a service manager's RestartSec.
 const restartDelay = time.Second
 
+// healthTimeout bounds one /readyz request (it pings the database, through a
+// pool that may be busy).
+const healthTimeout = 5 * time.Second
+
 // Proc is one jobsd process under a supervisor that restarts it whenever it
 // ends (kill -9 by a scenario, or an exit of its own), until Stop.
 type Proc struct {
@@ -163,28 +167,34 @@ func (p *Proc) Stop(timeout time.Duration) int {
 
 // Healthy reports whether the process is ready: /readyz answers 200, and for
 // serve the relay is connected to a broker that does not block it.
-func (p *Proc) Healthy(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+func (p *Proc) Healthy(ctx context.Context) bool { return p.unhealthy(ctx) == "" }
+
+// unhealthy says why the process is not ready, "" when it is.
+func (p *Proc) unhealthy(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr+"/readyz", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return false
+		if ctx.Err() != nil {
+			return "timeout"
+		}
+		return "down"
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	if p.role != "serve" {
-		return true
-	}
 	var body struct {
-		Broker string `json:"broker"`
+		Broker   string `json:"broker"`
+		Database string `json:"database"`
+		Status   string `json:"status"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return false
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Sprintf("%d %s%s", resp.StatusCode, body.Database, body.Status)
 	}
-	return body.Broker == "connected"
+	if p.role == "serve" && body.Broker != "connected" {
+		return "broker " + body.Broker
+	}
+	return ""
 }
 
 // scrapeDuplicates reads a consumer's count of duplicate deliveries (messages

@@ -145,8 +145,8 @@ func (r *run) allHealthy(ctx context.Context) bool { return len(r.unhealthy(ctx)
 func (r *run) unhealthy(ctx context.Context) []string {
 	var names []string
 	for _, p := range r.procs() {
-		if !p.Healthy(ctx) {
-			names = append(names, p.Name)
+		if why := p.unhealthy(ctx); why != "" {
+			names = append(names, p.Name+" ("+why+")")
 		}
 	}
 	return names
