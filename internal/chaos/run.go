@@ -51,6 +51,7 @@ type fault struct {
 
 // run is one scenario being run.
 type run struct {
+	ctx       context.Context // the whole run's (ends on Ctrl-C), not the load's
 	h         *Harness
 	sc        Scenario
 	db        string
@@ -181,7 +182,7 @@ func (h *Harness) runScenario(ctx context.Context, sc Scenario) (res Result) {
 		return res
 	}
 	tag := randomHex(3)
-	r := &run{h: h, sc: sc, db: "chaos_" + sc.Name + "_" + tag, duration: h.cfg.Duration, logf: h.logf}
+	r := &run{ctx: ctx, h: h, sc: sc, db: "chaos_" + sc.Name + "_" + tag, duration: h.cfg.Duration, logf: h.logf}
 	exchange := "chaos." + sc.Name + "." + tag
 	r.queue = exchange + ".analytics"
 	witnessQueue := exchange + ".witness"

@@ -23,7 +23,9 @@ type Scenario struct {
 	NeedsCluster bool
 	ServeArgs    []string // added to every serve's flags
 	// Fault injects the faults while the load runs (started with it); it
-	// returns when the last fault is over.
+	// returns when the last fault is over. ctx ends with the load: it times
+	// the faults (r.at), while the operations on the servers use r.ctx, so
+	// that a fault outlasting the load is completed, not cut in half.
 	Fault func(ctx context.Context, r *run) error
 	// Check returns why the row fails beyond lost and duplicate counts, or "".
 	Check func(r *run, res *Result) string
@@ -71,7 +73,7 @@ func Scenarios() []Scenario {
 					if !r.at(ctx, 0.25+0.3*float64(i)) {
 						return ctx.Err()
 					}
-					if err := r.fault(ctx, "pg_ctl restart -m "+mode, func() error { return r.h.pg.Restart(ctx, mode) }); err != nil {
+					if err := r.fault(ctx, "pg_ctl restart -m "+mode, func() error { return r.h.pg.Restart(r.ctx, mode) }); err != nil {
 						return err
 					}
 				}
@@ -87,14 +89,15 @@ func Scenarios() []Scenario {
 					return ctx.Err()
 				}
 				return r.fault(ctx, "terminate backends for 10s", func() error {
-					admin, err := r.h.pg.Connect(ctx, "postgres")
+					ctx := r.ctx // the storm is not cut short by the load's end
+					admin, err := r.h.pg.Connect(r.ctx, "postgres")
 					if err != nil {
 						return err
 					}
 					defer admin.Close(context.WithoutCancel(ctx))
 					for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && ctx.Err() == nil; {
 						var n int64
-						if err := admin.QueryRow(ctx, backendsSQL, r.db).Scan(&n); err != nil {
+						if err := admin.QueryRow(ctx, backendsSQL, r.db, []int32{}).Scan(&n); err != nil {
 							return err
 						}
 						r.note("terminated %d backends", n)
@@ -106,32 +109,62 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name:         "pool_exhaustion",
-			Proves:       "every Postgres connection slot taken for 10 s: new connections refused (too many clients), processes wait and recover",
+			Proves:       "every Postgres connection slot taken for 10 s and the processes' connections terminated: they reconnect to \"too many clients\" refusals, wait and recover",
 			NeedsCluster: true,
 			Fault: func(ctx context.Context, r *run) error {
 				if !r.at(ctx, 0.3) {
 					return ctx.Err()
 				}
-				return r.fault(ctx, "hold every connection slot for 10s", func() error {
+				return r.fault(ctx, "take every connection slot for 10s", func() error {
+					ctx := r.ctx // the hold is not cut short by the load's end
 					var held []*pgx.Conn
 					defer func() {
 						for _, c := range held {
 							_ = c.Close(context.WithoutCancel(ctx))
 						}
 					}()
-					for len(held) < 500 {
-						c, err := r.h.pg.Connect(ctx, r.db)
+					full := false
+					grab := func() error {
+						c, err := r.h.pg.Connect(r.ctx, r.db)
 						var pgErr *pgconn.PgError
 						if errors.As(err, &pgErr) && (pgErr.Code == "53300" || pgErr.Code == "53400") {
-							break
+							full = true
+							return nil
 						}
-						if err != nil {
+						if err == nil {
+							held = append(held, c)
+						}
+						return err
+					}
+					for !full && len(held) < 500 {
+						if err := grab(); err != nil {
 							return err
 						}
-						held = append(held, c)
 					}
-					r.note("held %d connections", len(held))
-					sleep(ctx, 10*time.Second)
+					if len(held) == 0 {
+						return errors.New("no connection slot taken")
+					}
+					// The processes' own connections go: they must reconnect
+					// to a server that refuses them, while the harness keeps
+					// every slot that frees.
+					pids := make([]int32, len(held))
+					for i, c := range held {
+						pids[i] = int32(c.PgConn().PID())
+					}
+					var n int64
+					if err := held[0].QueryRow(ctx, backendsSQL, r.db, pids).Scan(&n); err != nil {
+						return err
+					}
+					for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && ctx.Err() == nil; {
+						full = false
+						if err := grab(); err != nil {
+							return err
+						}
+						if full {
+							sleep(ctx, 20*time.Millisecond)
+						}
+					}
+					r.note("held %d connections, terminated %d of the processes'", len(held), n)
 					return nil
 				})
 			},
@@ -144,17 +177,17 @@ func Scenarios() []Scenario {
 					return ctx.Err()
 				}
 				return r.fault(ctx, "hold a writing transaction idle 15s", func() error {
-					tx, err := r.pool.Begin(ctx)
+					tx, err := r.pool.Begin(r.ctx)
 					if err != nil {
 						return err
 					}
-					defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck
-					if err := outbox.Write(ctx, tx, outbox.Event{Topic: OrderTopic, Key: "pinned",
+					defer tx.Rollback(context.WithoutCancel(r.ctx)) //nolint:errcheck
+					if err := outbox.Write(r.ctx, tx, outbox.Event{Topic: OrderTopic, Key: "pinned",
 						Payload: orderPayload{"pinned", 1}}); err != nil {
 						return err
 					}
-					sleep(ctx, 15*time.Second)
-					if err := tx.Commit(ctx); err != nil {
+					sleep(r.ctx, 15*time.Second)
+					if err := tx.Commit(r.ctx); err != nil {
 						return err
 					}
 					r.load.mu.Lock()
@@ -173,13 +206,16 @@ func Scenarios() []Scenario {
 					return ctx.Err()
 				}
 				return r.fault(ctx, "stop and start every node", func() error {
-					nodes := r.h.rabbit.Nodes
-					for i := len(nodes) - 1; i >= 0; i-- {
-						if err := nodes[i].Stop(ctx); err != nil {
-							return err
-						}
+					var wg sync.WaitGroup
+					errs := make([]error, len(r.h.rabbit.Nodes))
+					for i, n := range r.h.rabbit.Nodes {
+						wg.Go(func() { errs[i] = n.Stop(r.ctx) })
 					}
-					return r.h.startStoppedNodes(ctx)
+					wg.Wait()
+					if err := errors.Join(errs...); err != nil {
+						return err
+					}
+					return r.h.startStoppedNodes(r.ctx)
 				})
 			},
 		},
@@ -192,7 +228,7 @@ func Scenarios() []Scenario {
 					return ctx.Err()
 				}
 				node := r.h.rabbit.Nodes[0]
-				n, err := r.h.rabbit.ConnectionsOnPort(ctx, node, node.Port)
+				n, err := r.h.rabbit.ConnectionsOnPort(r.ctx, node, node.Port)
 				if err != nil {
 					return err
 				}
@@ -204,8 +240,8 @@ func Scenarios() []Scenario {
 					return err
 				}
 				// Back after the others failed over, as a restarted machine.
-				_ = waitFor(ctx, time.Minute, func() (bool, error) { return r.allHealthy(ctx), nil })
-				return node.Start(ctx)
+				_ = waitFor(r.ctx, time.Minute, func() (bool, error) { return r.allHealthy(r.ctx), nil })
+				return node.Start(r.ctx)
 			},
 		},
 		{
@@ -218,11 +254,11 @@ func Scenarios() []Scenario {
 				}
 				node := r.h.rabbit.Nodes[1]
 				return r.fault(ctx, "stop_app on "+node.Name+" for 10s", func() error {
-					if _, err := node.Ctl(ctx, "stop_app"); err != nil {
+					if _, err := node.Ctl(r.ctx, "stop_app"); err != nil {
 						return err
 					}
-					sleep(ctx, 10*time.Second)
-					_, err := node.Ctl(context.WithoutCancel(ctx), "start_app")
+					sleep(r.ctx, 10*time.Second)
+					_, err := node.Ctl(r.ctx, "start_app")
 					return err
 				})
 			},
@@ -238,15 +274,16 @@ func Scenarios() []Scenario {
 				}
 				node := r.h.rabbit.Nodes[0]
 				return r.fault(ctx, "memory alarm for 10s", func() error {
-					defer node.SetMemoryWatermark(context.WithoutCancel(ctx), "0.4") //nolint:errcheck
-					if err := node.SetMemoryWatermark(ctx, "0.0000001"); err != nil {
+					if err := node.SetMemoryWatermark(r.ctx, "0.0000001"); err != nil {
 						return err
 					}
-					if err := waitFor(ctx, 30*time.Second, func() (bool, error) { return r.relaysBlocked(ctx), nil }); err != nil {
-						return fmt.Errorf("relays never reported the broker blocked: %w", err)
+					err := waitFor(r.ctx, 30*time.Second, func() (bool, error) { return r.relaysBlocked(r.ctx), nil })
+					if err == nil {
+						sleep(r.ctx, 10*time.Second)
+					} else {
+						err = fmt.Errorf("relays never reported the broker blocked: %w", err)
 					}
-					sleep(ctx, 10*time.Second)
-					return nil
+					return errors.Join(err, node.SetMemoryWatermark(r.ctx, "0.4"))
 				})
 			},
 			Check: func(r *run, res *Result) string {
