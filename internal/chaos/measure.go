@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -57,6 +58,9 @@ func readCounts(ctx context.Context, pool *pgxpool.Pool, queue string, acked []s
 	return c, err
 }
 
+// witnessTimeout bounds the reading of the witness queue.
+const witnessTimeout = 2 * time.Minute
+
 // witness is what the harness's own queue, bound to the exchange with '#',
 // received: every message the broker accepted from the relays.
 type witness struct {
@@ -81,6 +85,10 @@ func readWitness(urls []string, queue string) (witness, error) {
 		return witness{}, fmt.Errorf("read witness queue: %w", err)
 	}
 	defer conn.Close()
+	// A quorum queue without a majority does not answer: give up rather
+	// than hang (closing the connection fails the pending Get).
+	timer := time.AfterFunc(witnessTimeout, func() { _ = conn.Close() })
+	defer timer.Stop()
 	ch, err := conn.Channel()
 	if err != nil {
 		return witness{}, err
