@@ -131,10 +131,13 @@ func (n *RabbitNode) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the node cleanly (rabbitmqctl stop waits for the process to end).
+// Stop stops the node cleanly and waits until its process is gone
+// (rabbitmqctl stop may return a moment before).
 func (n *RabbitNode) Stop(ctx context.Context) error {
-	_, err := n.Ctl(ctx, "stop")
-	return err
+	if _, err := n.Ctl(ctx, "stop"); err != nil {
+		return err
+	}
+	return waitFor(ctx, time.Minute, func() (bool, error) { return !n.Running(), nil })
 }
 
 // Kill sends SIGKILL to the node's own beam process and waits until it is gone.
