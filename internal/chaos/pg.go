@@ -120,6 +120,10 @@ func (p *Postgres) run(ctx context.Context, bin string, args ...string) (string,
 	}
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C reaches the harness only
+	// On cancel, kill the whole group (the tools are scripts that run
+	// others) and stop waiting for output a lingering child still holds.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
 }

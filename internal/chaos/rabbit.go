@@ -195,6 +195,10 @@ func (n *RabbitNode) tool(ctx context.Context, tool string, args ...string) (str
 	cmd := exec.CommandContext(ctx, tool, append([]string{"-n", n.Name}, args...)...)
 	cmd.Env = n.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// On cancel, kill the whole group (the tools are scripts that run
+	// others) and stop waiting for output a lingering child still holds.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("%s -n %s %s: %w\n%s", tool, n.Name, strings.Join(args, " "), err, out)
