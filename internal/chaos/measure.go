@@ -67,6 +67,9 @@ type witness struct {
 	Messages   int64 // deliveries, duplicates included
 	Distinct   int64 // distinct message ids
 	Violations int64 // ordered events that arrived before an event of their key with a smaller number
+	// Examples names the first violations: key, number, the larger number
+	// that arrived before it, and their positions in the queue.
+	Examples []string
 }
 
 // readWitness empties the witness queue and checks it: duplicates (the same
@@ -97,6 +100,7 @@ func readWitness(urls []string, queue string) (witness, error) {
 	var w witness
 	seen := make(map[string]bool)
 	last := make(map[string]int64)
+	lastPos := make(map[string]int64)
 	for {
 		d, ok, err := ch.Get(queue, true)
 		if err != nil {
@@ -123,8 +127,12 @@ func readWitness(urls []string, queue string) (witness, error) {
 		}
 		if p.Seq < last[p.Key] {
 			w.Violations++
+			if len(w.Examples) < 5 {
+				w.Examples = append(w.Examples, fmt.Sprintf("%s #%d (message %d, redelivered=%v) after #%d (message %d)",
+					p.Key, p.Seq, w.Messages, d.Redelivered, last[p.Key], lastPos[p.Key]))
+			}
 		} else {
-			last[p.Key] = p.Seq
+			last[p.Key], lastPos[p.Key] = p.Seq, w.Messages
 		}
 	}
 	return w, nil

@@ -3,6 +3,7 @@ package chaos
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // rowFormat is one row of the table: see printHeader for the columns.
@@ -58,7 +59,8 @@ func printFailures(w io.Writer, results []Result) {
 			why = append(why, fmt.Sprintf("%d effects more than events", r.Dup))
 		}
 		if r.Order > 0 {
-			why = append(why, fmt.Sprintf("%d per-key order violations", r.Order))
+			why = append(why, fmt.Sprintf("%d per-key order violations in the witness queue, first: %s",
+				r.Order, strings.Join(r.Witness.Examples, "; ")))
 		}
 		for _, s := range why {
 			fmt.Fprintf(w, "%s: %s\n", r.Name, s)
