@@ -296,9 +296,16 @@ func Scenarios() []Scenario {
 		},
 		{
 			Name: "overload",
-			Proves: "signups above what the workers can do (4 workers, 100 ms per profile, per serve): POST /signup answers 503 + Retry-After " +
+			Proves: "four times the signups the workers can do (4 workers, 100 ms per profile, per serve): POST /signup answers 503 + Retry-After " +
 				"above --max-backlog 200, acknowledged signups all complete",
 			ServeArgs: []string{"--max-backlog", "200", "--work-delay", "100ms", "--workers", "4"},
+			Fault: func(ctx context.Context, r *run) error {
+				// Four times the rate, from the start: about 3 × 4 × rate jobs a
+				// second for 2 × 40 the workers can do.
+				r.load.setRate(4 * r.h.cfg.Rate)
+				r.note("load raised to %d signups/s", 4*r.h.cfg.Rate)
+				return nil
+			},
 			Check: func(r *run, res *Result) string {
 				switch {
 				case res.Refused == 0:
