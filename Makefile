@@ -47,6 +47,11 @@ lint: ## gofmt and go vet
 demo: services build ## bring services up, then the live demo (creates and migrates the database; Ctrl-C stops)
 	$(BIN) demo
 
+.PHONY: chaos
+chaos: build ## the fault matrix on its own Postgres and 3-node RabbitMQ cluster (SCENARIOS="a b" some, CHAOS_DURATION=60s longer; not in make test)
+	$(GO) build -o bin/chaos ./cmd/chaos
+	bin/chaos -jobsd $(BIN) -scenarios "$(SCENARIOS)" $(if $(CHAOS_DURATION),-duration $(CHAOS_DURATION))
+
 .PHONY: bench
 bench: services ## run the go benchmarks (relay vs raw publish, backlog, scale, latency; consumer vs raw consumer)
 	$(GO) test -run '^$$' -bench 'RelayVsRawPublish' -benchtime 20000x ./relay/
