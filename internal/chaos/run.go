@@ -17,12 +17,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Flags every serve gets: the README's recommended recovery settings (a dead
-// relay's leased rows and a dead worker's running jobs go to the survivors
-// within seconds), published rows kept so that they can be counted, and the
-// backlog recounted every second.
+// Flags every serve gets: recovery as configured by default (a dead relay's
+// leased rows and a dead worker's running jobs go to the survivors within
+// seconds through internal/liveness, with the 30 s lease and River's 1 h
+// rescuer untouched), published rows kept so that they can be counted, and
+// the backlog recounted every second.
 var serveFlags = []string{
-	"--relay-lease", "5s", "--rescue-after", "5s", "--job-timeout", "4s",
 	"--outbox-retention", "-1s", "--metrics-interval", "1s",
 }
 
