@@ -91,6 +91,17 @@ type Config struct {
 	// event nobody subscribed to is considered delivered.
 	Mandatory bool
 
+	// StrictOrder publishes a key's next row only once the broker confirmed
+	// the previous one (at most one message in flight per key), so that per-key
+	// order holds even when the broker nacks a message while it accepts later
+	// ones of the key already sent: a quorum queue without a leader for a
+	// moment during a node failure does that. It costs throughput for keys
+	// with many rows waiting (one message per confirm round trip per key);
+	// rows of different keys are still pipelined. The empty key is not
+	// affected. Default false: a key's rows are pipelined within the window,
+	// and such a nack lets the retried row arrive after them.
+	StrictOrder bool
+
 	// Envelope is how events are wrapped: EnvelopeNone (as they are) or
 	// EnvelopeCloudEvents (CloudEvents 1.0 attributes as cloudEvents_*
 	// headers, binary content mode; id = message id, type = topic, source =

@@ -98,7 +98,10 @@
 // a row of the same key left the pipeline; rows of other keys in that batch
 // are published. Messages already sent when a nack or return comes back (at
 // most a window) can still reach the broker before the failed row's retry:
-// the one case where per-key order is not kept, and it needs a broker refusal.
+// the one case where per-key order is not kept, and it needs a broker refusal
+// (a quorum queue without a leader during a node failure nacks). With
+// Config.StrictOrder a key has at most one message in flight, and this case
+// is gone too: a key's next row waits for the previous one's confirm.
 //
 // Keys found blocked are skipped by the next claims for a moment (one poll
 // interval, at most 1s), so that a blocked key with a large backlog cannot

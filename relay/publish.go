@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +53,12 @@ type session struct {
 	pubDone  chan struct{} // closed when the publisher stopped
 	orphans  []*row        // published, but the publisher stopped before handing them over
 	progress chan struct{} // a confirm was handled
+
+	// With StrictOrder: the in-flight messages per key, and a signal to the
+	// publisher that one was resolved.
+	keyMu       sync.Mutex
+	keyInflight map[string]int
+	keyDone     chan struct{}
 }
 
 type inflight struct {
@@ -75,6 +82,8 @@ func (s *session) serve(suspects []*row) outcome {
 	s.chDone = make(chan struct{})
 	s.pubDone = make(chan struct{})
 	s.progress = make(chan struct{}, 1)
+	s.keyInflight = map[string]int{}
+	s.keyDone = make(chan struct{}, 1)
 	go func() {
 		if e, ok := <-s.closes; ok {
 			s.closeErr = e
@@ -168,6 +177,10 @@ func (s *session) publishBatch(b *batch) bool {
 			s.release(b.rows[i:]...)
 			return true
 		}
+		if !s.awaitKey(rw) {
+			s.release(b.rows[i:]...)
+			return false
+		}
 		if s.barred(rw, b.epoch) {
 			s.release(rw)
 			continue
@@ -187,6 +200,7 @@ func (s *session) publishBatch(b *batch) bool {
 			s.release(b.rows[i+1:]...)
 			return false
 		}
+		s.keyPublished(rw)
 		select {
 		case s.inflight <- inflight{dc: dc, row: rw, span: span}:
 			s.outstanding.Add(1)
@@ -270,6 +284,7 @@ func (s *session) confirmLoop() outcome {
 			endPublish(f.span, s.resolve(f.row, f.dc.Acked(), f.span))
 			s.ackedOnce(f.dc.Acked())
 		}
+		s.keyResolved(f.row) // after resolve: a nacked row has barred its key
 		signal(s.progress)
 	}
 }
@@ -476,4 +491,55 @@ func contentError(err error) bool {
 		return true
 	}
 	return false
+}
+
+// awaitKey waits, with StrictOrder, until no message of rw's key is in
+// flight: the publisher then sees (barred) whether the previous one failed.
+// It reports false when the channel is gone or ctx is done.
+func (s *session) awaitKey(rw *row) bool {
+	if !s.cfg.StrictOrder || rw.Key == "" {
+		return true
+	}
+	for {
+		s.keyMu.Lock()
+		n := s.keyInflight[rw.Key]
+		s.keyMu.Unlock()
+		if n == 0 {
+			return true
+		}
+		select {
+		case <-s.keyDone:
+		case <-s.chDone:
+			return false
+		case <-s.ctx.Done():
+			return false
+		}
+	}
+}
+
+// keyPublished counts rw in flight for its key (StrictOrder).
+func (s *session) keyPublished(rw *row) {
+	if !s.cfg.StrictOrder || rw.Key == "" {
+		return
+	}
+	s.keyMu.Lock()
+	s.keyInflight[rw.Key]++
+	if n := int64(s.keyInflight[rw.Key]); n > s.keyPeak.Load() {
+		s.keyPeak.Store(n)
+	}
+	s.keyMu.Unlock()
+}
+
+// keyResolved counts rw out of flight for its key and wakes the publisher
+// (StrictOrder).
+func (s *session) keyResolved(rw *row) {
+	if !s.cfg.StrictOrder || rw.Key == "" {
+		return
+	}
+	s.keyMu.Lock()
+	if s.keyInflight[rw.Key]--; s.keyInflight[rw.Key] <= 0 {
+		delete(s.keyInflight, rw.Key)
+	}
+	s.keyMu.Unlock()
+	signal(s.keyDone)
 }

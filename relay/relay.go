@@ -32,7 +32,10 @@ type Relay struct {
 
 	running   atomic.Bool
 	connected atomic.Bool
-	blocked   atomic.Bool  // the broker sent connection.blocked (resource alarm)
+	blocked   atomic.Bool // the broker sent connection.blocked (resource alarm)
+	// keyPeak is the most messages of one key seen in flight at once with
+	// StrictOrder (1 when it holds); for tests.
+	keyPeak   atomic.Int64
 	published atomic.Int64 // rows marked published (or deleted) by this relay
 }
 

@@ -68,3 +68,20 @@ func TestRelayDrainsBacklog(t *testing.T) {
 	h.got.waitDistinct(t, 3000)
 	require.Empty(t, h.got.orderViolations())
 }
+
+// TestRelayStrictOrder: with StrictOrder a key never has more than one
+// message in flight (were the publisher not to wait, the window of 100 would
+// let the 200 rows of each key in a batch pile up), so a broker nack cannot
+// let later rows of the key overtake it; rows still arrive complete and in
+// order.
+func TestRelayStrictOrder(t *testing.T) {
+	t.Parallel()
+	h := setup(t, harnessOpts{})
+	insertSeries(t, h.db.Pool, 600, 3)
+	cfg := h.config()
+	cfg.BatchSize, cfg.Window, cfg.StrictOrder = 200, 100, true
+	rl := h.start(h.broker.URL, cfg)
+	h.got.waitDistinct(t, 600)
+	require.Empty(t, h.got.orderViolations())
+	require.Equal(t, int64(1), rl.keyPeak.Load(), "one message in flight per key")
+}

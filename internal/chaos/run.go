@@ -20,9 +20,12 @@ import (
 // Flags every serve gets: recovery as configured by default (a dead relay's
 // leased rows and a dead worker's running jobs go to the survivors within
 // seconds through internal/liveness, with the 30 s lease and River's 1 h
-// rescuer untouched), published rows kept so that they can be counted, and
-// the backlog recounted every second.
+// rescuer untouched), per-key order kept through broker nacks
+// (--relay-strict-order: a node kill makes quorum queues nack for a moment),
+// published rows kept so that they can be counted, and the backlog recounted
+// every second.
 var serveFlags = []string{
+	"--relay-strict-order",
 	"--outbox-retention", "-1s", "--metrics-interval", "1s",
 }
 
