@@ -51,6 +51,30 @@ func BenchmarkRelayVsRawPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkRelayStrictOrder is what StrictOrder costs: the relay draining
+// b.N rows with a key per row, 1000 keys and 100 keys, pipelined (the
+// default) and with at most one message of a key in flight, into a quorum
+// queue as BenchmarkRelayVsRawPublish; it prints strict/pipelined per key
+// count.
+func BenchmarkRelayStrictOrder(b *testing.B) {
+	rates := map[string]float64{}
+	for _, keys := range []int{0, 1000, bench.HotKeys} {
+		for _, strict := range []bool{false, true} {
+			name := fmt.Sprintf("keys=%d/strict=%v", keys, strict)
+			b.Run(name, func(b *testing.B) {
+				db := testdb.New(b)
+				rates[name] = benchThroughput(b, func(ctx context.Context, url string) (bench.Throughput, error) {
+					return bench.RelayDrainOrder(ctx, db.Pool, url, b.N, keys, strict)
+				})
+			})
+		}
+		if p := rates[fmt.Sprintf("keys=%d/strict=false", keys)]; p > 0 {
+			s := rates[fmt.Sprintf("keys=%d/strict=true", keys)]
+			fmt.Printf("keys %d (0: one per row): pipelined %.0f msg/s, strict %.0f msg/s = %.2f x\n", keys, p, s, s/p)
+		}
+	}
+}
+
 func benchThroughput(b *testing.B, f func(ctx context.Context, url string) (bench.Throughput, error)) float64 {
 	url := testbroker.New(b).URL
 	b.ResetTimer()

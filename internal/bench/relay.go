@@ -76,6 +76,12 @@ func Relay(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n int) (Rela
 // Published rows are kept (relay.RetentionKeep); the pool's outbox_event
 // should hold no other pending rows.
 func RelayDrain(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n, keys int) (Throughput, error) {
+	return RelayDrainOrder(ctx, pool, amqpURL, n, keys, false)
+}
+
+// RelayDrainOrder is RelayDrain with relay.Config.StrictOrder set to strict
+// (at most one message of a key in flight).
+func RelayDrainOrder(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n, keys int, strict bool) (Throughput, error) {
 	if n < 1 || keys < 0 {
 		return Throughput{}, fmt.Errorf("bench: n must be positive and keys not negative, got %d, %d", n, keys)
 	}
@@ -93,14 +99,15 @@ func RelayDrain(ctx context.Context, pool *pgxpool.Pool, amqpURL string, n, keys
 	}
 	defer col.close()
 	r, err := relay.New(pool, amqpURL, relay.Config{
-		Exchange:  top.name,
-		Retention: relay.RetentionKeep,
-		Logger:    logger(ctx),
+		Exchange:    top.name,
+		Retention:   relay.RetentionKeep,
+		StrictOrder: strict,
+		Logger:      logger(ctx),
 	})
 	if err != nil {
 		return Throughput{}, err
 	}
-	progressf(ctx, "relay: draining %d rows (%s)", n, keysText(keys))
+	progressf(ctx, "relay: draining %d rows (%s%s)", n, keysText(keys), map[bool]string{true: ", strict order"}[strict])
 	start := time.Now()
 	run := goRun(ctx, r.Run)
 	waitErr := col.await(ctx, int64(n), "relay")
