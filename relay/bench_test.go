@@ -52,13 +52,13 @@ func BenchmarkRelayVsRawPublish(b *testing.B) {
 }
 
 // BenchmarkRelayStrictOrder is what StrictOrder costs: the relay draining
-// b.N rows with a key per row, 1000 keys and 100 keys, pipelined (the
+// b.N rows with a key per row, 1000 keys, 100 keys and 1 key, pipelined (the
 // default) and with at most one message of a key in flight, into a quorum
 // queue as BenchmarkRelayVsRawPublish; it prints strict/pipelined per key
 // count.
 func BenchmarkRelayStrictOrder(b *testing.B) {
 	rates := map[string]float64{}
-	for _, keys := range []int{0, 1000, bench.HotKeys} {
+	for _, keys := range []int{0, 1000, bench.HotKeys, 1} {
 		for _, strict := range []bool{false, true} {
 			name := fmt.Sprintf("keys=%d/strict=%v", keys, strict)
 			b.Run(name, func(b *testing.B) {
