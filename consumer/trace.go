@@ -6,7 +6,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobsd/jobsd/internal/telemetry"
@@ -15,20 +14,11 @@ import (
 // tracerName names the consumer's tracer (the instrumentation scope).
 const tracerName = "github.com/jobsd/jobsd/consumer"
 
-// tracing is the consumer's OpenTelemetry state: a nil tracer means tracing
-// is off, and the consumer then does nothing per message.
-type tracing struct {
-	tracer     trace.Tracer
-	propagator propagation.TextMapPropagator
-}
+// tracing is the consumer's OpenTelemetry state (telemetry.Tracing): a nil
+// Tracer means tracing is off, and the consumer then does nothing per message.
+type tracing = telemetry.Tracing
 
-func newTracing(tp trace.TracerProvider) tracing {
-	tp, on := telemetry.Provider(tp)
-	if !on {
-		return tracing{}
-	}
-	return tracing{tracer: tp.Tracer(tracerName), propagator: telemetry.Propagator()}
-}
+func newTracing(tp trace.TracerProvider) tracing { return telemetry.NewTracing(tp, tracerName) }
 
 // Context returns ctx with the message's "process <queue>" span, in which
 // the consumer processes it when tracing is on (a child of the trace context
@@ -56,7 +46,7 @@ func (w *worker) startSpans(batch []amqp.Delivery) {
 	}
 	for i := range batch {
 		d := &batch[i]
-		parent := t.propagator.Extract(context.Background(), telemetry.AMQPCarrier(d.Headers))
+		parent := t.Propagator.Extract(context.Background(), telemetry.AMQPCarrier(d.Headers))
 		opts := []trace.SpanStartOption{
 			trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(
@@ -75,7 +65,7 @@ func (w *worker) startSpans(batch []amqp.Delivery) {
 		if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
 			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
 		}
-		_, span := t.tracer.Start(parent, "process "+w.c.cfg.Queue, opts...)
+		_, span := t.Tracer.Start(parent, "process "+w.c.cfg.Queue, opts...)
 		w.spans[d.DeliveryTag] = span
 	}
 }

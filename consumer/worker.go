@@ -76,7 +76,7 @@ func (w *worker) isLost() bool {
 // it holds the batch (see applyHolding). On a handler error it finds the
 // culprit by retrying one message per transaction (see one).
 func (w *worker) handle(ctx context.Context, batch []amqp.Delivery) {
-	if w.c.trace.tracer != nil {
+	if w.c.trace.Tracer != nil {
 		w.startSpans(batch)
 		defer w.endSpans()
 	}

@@ -6,7 +6,6 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/jobsd/jobsd/internal/telemetry"
@@ -15,20 +14,11 @@ import (
 // tracerName names the relay's tracer (the instrumentation scope).
 const tracerName = "github.com/jobsd/jobsd/relay"
 
-// tracing is the relay's OpenTelemetry state: a nil tracer means tracing is
-// off, and the relay then does nothing per message.
-type tracing struct {
-	tracer     trace.Tracer
-	propagator propagation.TextMapPropagator
-}
+// tracing is the relay's OpenTelemetry state (telemetry.Tracing): a nil
+// Tracer means tracing is off, and the relay then does nothing per message.
+type tracing = telemetry.Tracing
 
-func newTracing(tp trace.TracerProvider) tracing {
-	tp, on := telemetry.Provider(tp)
-	if !on {
-		return tracing{}
-	}
-	return tracing{tracer: tp.Tracer(tracerName), propagator: telemetry.Propagator()}
-}
+func newTracing(tp trace.TracerProvider) tracing { return telemetry.NewTracing(tp, tracerName) }
 
 // startPublish starts the "publish <exchange>" span of rw (kind producer,
 // OpenTelemetry's messaging conventions), or returns nil when tracing is off.
@@ -42,11 +32,11 @@ func newTracing(tp trace.TracerProvider) tracing {
 // event without a trace context gets the publish span's context as its
 // traceparent, so that the consumer still continues a trace.
 func (u *run) startPublish(rw *row, msg *amqp.Publishing) trace.Span {
-	if u.trace.tracer == nil {
+	if u.trace.Tracer == nil {
 		return nil
 	}
 	carrier := telemetry.AMQPCarrier(msg.Headers)
-	creation := trace.SpanContextFromContext(u.trace.propagator.Extract(context.Background(), carrier))
+	creation := trace.SpanContextFromContext(u.trace.Propagator.Extract(context.Background(), carrier))
 	opts := []trace.SpanStartOption{
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
@@ -64,9 +54,9 @@ func (u *run) startPublish(rw *row, msg *amqp.Publishing) trace.Span {
 	if creation.IsValid() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: creation}))
 	}
-	ctx, span := u.trace.tracer.Start(context.Background(), "publish "+u.cfg.Exchange, opts...)
+	ctx, span := u.trace.Tracer.Start(context.Background(), "publish "+u.cfg.Exchange, opts...)
 	if !creation.IsValid() && msg.Headers != nil {
-		u.trace.propagator.Inject(ctx, carrier)
+		u.trace.Propagator.Inject(ctx, carrier)
 	}
 	return span
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river/rivertype"
 	"github.com/urfave/cli/v2"
 
+	"github.com/jobsd/jobsd/internal/liveness"
 	jsql "github.com/jobsd/jobsd/sql"
 )
 
@@ -66,7 +68,7 @@ func statsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			rows, err = pool.Query(c.Context, statsProcessesSQL)
+			rows, err = pool.Query(c.Context, statsProcessesSQL, float64(liveness.Grace)/float64(time.Millisecond))
 			if err != nil {
 				return dbError("count processes", err)
 			}

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -29,4 +30,22 @@ func Provider(tp trace.TracerProvider) (trace.TracerProvider, bool) {
 		return tp, false
 	}
 	return tp, true
+}
+
+// Tracing is what a component needs to trace per message: its tracer and the
+// propagator. A nil Tracer means tracing is off, and the component then does
+// nothing per message.
+type Tracing struct {
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
+}
+
+// NewTracing is the Tracing of a component with instrumentation scope name on
+// tp (see Provider): the zero Tracing when spans could not be recorded.
+func NewTracing(tp trace.TracerProvider, name string) Tracing {
+	tp, on := Provider(tp)
+	if !on {
+		return Tracing{}
+	}
+	return Tracing{Tracer: tp.Tracer(name), Propagator: Propagator()}
 }
