@@ -332,8 +332,17 @@ func (r *received) counts() (total, distinct int) {
 // waitFor waits until cond (called under the lock) holds, woken at each delivery.
 func (r *received) waitFor(t testing.TB, what string, cond func(r *received) bool) {
 	t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
+	// The wait fails when no message arrived for waitTimeout (a stall), not
+	// after a fixed time: on a loaded machine a drain is slow but goes on.
+	// limit bounds a wait that makes progress without ever getting there.
+	stall := time.NewTimer(waitTimeout)
+	defer stall.Stop()
+	limit := time.NewTimer(10 * waitTimeout)
+	defer limit.Stop()
+	fail := func(why string) {
+		total, distinct := r.counts()
+		t.Fatalf("timed out waiting for %s: %s (received %d messages, %d distinct)", what, why, total, distinct)
+	}
 	for {
 		r.mu.Lock()
 		ok, changed := cond(r), r.changed
@@ -343,9 +352,11 @@ func (r *received) waitFor(t testing.TB, what string, cond func(r *received) boo
 		}
 		select {
 		case <-changed:
-		case <-deadline.C:
-			total, distinct := r.counts()
-			t.Fatalf("timed out waiting for %s (received %d messages, %d distinct)", what, total, distinct)
+			stall.Reset(waitTimeout)
+		case <-stall.C:
+			fail(fmt.Sprintf("no message for %v", waitTimeout))
+		case <-limit.C:
+			fail(fmt.Sprintf("still short after %v", 10*waitTimeout))
 		}
 	}
 }
