@@ -490,17 +490,26 @@ func TestRelayStopsWhileBrokerHangs(t *testing.T) {
 			require.NoError(t, err)
 			stop := h.run(rl)
 			require.Eventually(t, rl.BrokerConnected, waitTimeout, 5*time.Millisecond)
-			tc.hang(proxy)
 			// Enough data to fill the socket buffers, so that the publisher
-			// is stuck in a write when it is not told about the block.
+			// is stuck in a write when it is not told about the block. The
+			// rows are written held back (available in an hour) and made
+			// available once the broker hangs: writing 16 MB can take longer
+			// on a loaded machine than the relay takes to notice a stalled
+			// broker, and a relay that reconnects claims nothing.
 			pad := strings.Repeat("x", 8<<10)
 			var events []outbox.Event
 			for i := 0; i < 2000; i++ {
 				events = append(events, outbox.Event{Topic: "test.hang", Key: fmt.Sprint(i), Payload: map[string]string{"pad": pad}})
 			}
-			write(t, h.db.Pool, events...)
-			// A deadline, not a speed: claiming 1000 rows of 8 kB takes long
-			// on a loaded machine.
+			tx, err := h.db.Pool.Begin(context.Background())
+			require.NoError(t, err)
+			require.NoError(t, outbox.Write(context.Background(), tx, events...))
+			_, err = tx.Exec(context.Background(), "UPDATE outbox_event SET available_at = now() + interval '1 hour'")
+			require.NoError(t, err)
+			require.NoError(t, tx.Commit(context.Background()))
+			tc.hang(proxy)
+			_, err = h.db.Pool.Exec(context.Background(), "UPDATE outbox_event SET available_at = now()")
+			require.NoError(t, err)
 			require.Eventually(t, func() bool { return tc.hung(h, rl) }, 3*waitTimeout, 5*time.Millisecond)
 			start := time.Now()
 			require.NoError(t, stop())
